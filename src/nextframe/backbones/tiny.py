@@ -1,0 +1,232 @@
+"""The tiny backbone: Kandinsky 2.2's classes at toy sizes, random but fixed weights.
+
+It exists so the whole pipeline runs offline in seconds and every stage's code path is
+the real one. The components (CLIP text and vision towers with projections, the unCLIP
+prior and its scheduler, the decoder UNet, MoVQ and its scheduler, a tokenizer over a
+vocabulary the project generates) are built from small configs with a fixed seed, saved
+with ``save_pretrained`` into two folders laid out exactly like the hub repositories
+``kandinsky-2-2-prior`` and ``kandinsky-2-2-decoder``, and then loaded by the very code
+that loads the real ones (``unclip.load_unclip``).
+
+Random towers at the default initialisation map every synthetic frame to nearly one
+direction (mean pairwise cosine 0.997 between frames of different clips), which would make
+every later metric meaningless; ``INIT_FACTOR`` scales the initialisation up until the
+embeddings follow the pixels (a test keeps that true). The pictures it decodes are noise
+by construction.
+
+The folder name carries a digest of everything that goes into the build, so changing a
+config here builds a new folder instead of silently reusing a stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from diffusers import (
+    DDPMScheduler,
+    KandinskyV22Pipeline,
+    KandinskyV22PriorPipeline,
+    PriorTransformer,
+    UnCLIPScheduler,
+    UNet2DConditionModel,
+    VQModel,
+)
+from transformers import (
+    CLIPImageProcessor,
+    CLIPTextConfig,
+    CLIPTextModelWithProjection,
+    CLIPVisionConfig,
+    CLIPVisionModelWithProjection,
+)
+
+from nextframe.backbones.vocabulary import WORDS, build_tokenizer
+
+SEED = 0
+DIM = 64  # D: text hidden size == projection dim == image projection dim
+TEXT_LENGTH = 32  # T: tokens per caption, BOS and EOS included
+IMAGE_SIZE = 64  # the vision tower's input side (the frames are 64 px by default)
+PATCH_SIZE = 8
+INIT_FACTOR = 4.0  # CLIP's initializer_factor; 1.0 collapses all frames to one direction
+INIT_RANGE = 0.2  # CLIP's initializer_range (patch and position embeddings)
+
+TEXT_CONFIG = {
+    "hidden_size": DIM,
+    "projection_dim": DIM,
+    "intermediate_size": 4 * DIM,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "max_position_embeddings": TEXT_LENGTH,
+    "initializer_factor": INIT_FACTOR,
+    "initializer_range": INIT_RANGE,
+}
+VISION_CONFIG = {
+    "hidden_size": DIM,
+    "projection_dim": DIM,
+    "intermediate_size": 4 * DIM,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "image_size": IMAGE_SIZE,
+    "patch_size": PATCH_SIZE,
+    "initializer_factor": INIT_FACTOR,
+    "initializer_range": INIT_RANGE,
+}
+IMAGE_PROCESSOR_CONFIG = {
+    "do_resize": True,
+    "size": {"shortest_edge": IMAGE_SIZE},
+    "do_center_crop": True,
+    "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+    "do_normalize": True,
+    "image_mean": [0.48145466, 0.4578275, 0.40821073],  # CLIP's
+    "image_std": [0.26862954, 0.26130258, 0.27577711],
+    "resample": 3,  # bicubic
+}
+PRIOR_CONFIG = {
+    "num_attention_heads": 2,
+    "attention_head_dim": DIM // 2,
+    "num_layers": 2,
+    "embedding_dim": DIM,
+    "num_embeddings": TEXT_LENGTH,
+    "additional_embeddings": 4,
+}
+PRIOR_SCHEDULER_CONFIG = {  # as in kandinsky-2-2-prior
+    "variance_type": "fixed_small_log",
+    "prediction_type": "sample",
+    "num_train_timesteps": 1000,
+    "clip_sample": True,
+    "clip_sample_range": 10.0,
+}
+UNET_CONFIG = {  # the Kandinsky 2.2 decoder UNet's layout at toy width
+    "in_channels": 4,
+    "out_channels": 8,  # mean and variance
+    "addition_embed_type": "image",
+    "down_block_types": ["ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"],
+    "up_block_types": ["SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"],
+    "mid_block_type": "UNetMidBlock2DSimpleCrossAttn",
+    "block_out_channels": [32, 64],
+    "layers_per_block": 1,
+    "encoder_hid_dim": DIM,
+    "encoder_hid_dim_type": "image_proj",
+    "cross_attention_dim": 32,
+    "attention_head_dim": 4,
+    "resnet_time_scale_shift": "scale_shift",
+    "class_embed_type": None,
+}
+MOVQ_CONFIG = {
+    "block_out_channels": [32, 64],
+    "down_block_types": ["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+    "up_block_types": ["AttnUpDecoderBlock2D", "UpDecoderBlock2D"],
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "layers_per_block": 1,
+    "norm_num_groups": 8,
+    "norm_type": "spatial",
+    "num_vq_embeddings": 12,
+    "vq_embed_dim": 4,
+}
+DECODER_SCHEDULER_CONFIG = {  # as in kandinsky-2-2-decoder
+    "num_train_timesteps": 1000,
+    "beta_schedule": "linear",
+    "beta_start": 0.00085,
+    "beta_end": 0.012,
+    "clip_sample": False,
+    "prediction_type": "epsilon",
+    "steps_offset": 1,
+    "thresholding": False,
+}
+BUILD_FORMAT = 1  # bump when the build procedure (not a config above) changes
+
+
+def version() -> str:
+    """Digest of everything the build depends on; names the cache folder."""
+    spec = {
+        "format": BUILD_FORMAT,
+        "seed": SEED,
+        "words": WORDS,
+        "configs": [
+            TEXT_CONFIG,
+            VISION_CONFIG,
+            IMAGE_PROCESSOR_CONFIG,
+            PRIOR_CONFIG,
+            PRIOR_SCHEDULER_CONFIG,
+            UNET_CONFIG,
+            MOVQ_CONFIG,
+            DECODER_SCHEDULER_CONFIG,
+        ],
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("NEXTFRAME_CACHE", Path.home() / ".cache" / "nextframe"))
+
+
+def tiny_dir() -> Path:
+    return cache_root() / f"tiny-{version()}"
+
+
+def build_prior() -> KandinskyV22PriorPipeline:
+    tokenizer = build_tokenizer(TEXT_LENGTH)
+    torch.manual_seed(SEED)
+    text_config = CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        **TEXT_CONFIG,
+    )
+    text_encoder = CLIPTextModelWithProjection(text_config)
+    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**VISION_CONFIG))
+    prior = PriorTransformer(**PRIOR_CONFIG)
+    # The prior de-standardises its output with clip_mean / clip_std, which start at 0:
+    # left there, every prior embedding would be exactly zero.
+    with torch.no_grad():
+        prior.clip_std.fill_(1.0)
+    return KandinskyV22PriorPipeline(
+        prior=prior,
+        image_encoder=image_encoder,
+        text_encoder=text_encoder,
+        tokenizer=tokenizer,
+        scheduler=UnCLIPScheduler(**PRIOR_SCHEDULER_CONFIG),
+        image_processor=CLIPImageProcessor(**IMAGE_PROCESSOR_CONFIG),
+    )
+
+
+def build_decoder() -> KandinskyV22Pipeline:
+    torch.manual_seed(SEED)
+    return KandinskyV22Pipeline(
+        unet=UNet2DConditionModel(**UNET_CONFIG),
+        scheduler=DDPMScheduler(**DECODER_SCHEDULER_CONFIG),
+        movq=VQModel(**MOVQ_CONFIG),
+    )
+
+
+def ensure_tiny() -> tuple[Path, Path]:
+    """The (prior, decoder) folders, built and saved on first use.
+
+    Built into a private temporary folder and renamed into place, so two processes that
+    start at once (two DVC stages, parallel tests) never see a half-written folder: the
+    loser of the rename race throws its copy away and uses the winner's.
+    """
+    target = tiny_dir()
+    if not target.is_dir():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            with torch.random.fork_rng():
+                build_prior().save_pretrained(staging / "prior")
+                build_decoder().save_pretrained(staging / "decoder")
+            try:
+                os.rename(staging, target)
+            except OSError:
+                if not target.is_dir():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return target / "prior", target / "decoder"

@@ -1,0 +1,74 @@
+"""The ``nextframe`` command for users; the pipeline's stages live in ``stages/``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nextframe.config import load_params
+from nextframe.errors import UserError, report_user_errors
+
+app = typer.Typer(add_completion=False, help="nextframe: text-to-video by steps in time.")
+
+
+@app.callback()
+def main() -> None:
+    """Text-to-video by predicting how an image embedding moves in time."""
+
+
+@app.command()
+@report_user_errors
+def sample(
+    caption: Annotated[
+        str, typer.Argument(help="what the video shows, e.g. 'a red circle moves up'")
+    ],
+    frames: Annotated[int, typer.Option("--frames", min=2, help="frames in the video")] = 16,
+    out: Annotated[Path, typer.Option("--out", help="video to write (.gif or .mp4)")] = Path(
+        "sample.gif"
+    ),
+    method: Annotated[
+        str, typer.Option(help="splitter or a baseline: copy_start, linear, slerp")
+    ] = "splitter",
+    rollout: Annotated[
+        str, typer.Option(help="chain (frame from frame) or step (one-shot)")
+    ] = "chain",
+    decoder: Annotated[
+        str | None, typer.Option(help="retrieval or diffusion; default: first of generate.decoders")
+    ] = None,
+    models: Annotated[Path, typer.Option(help="models folder written by the train stage")] = Path(
+        "models"
+    ),
+    params_file: Annotated[Path, typer.Option("--params", help="params.yaml to read")] = Path(
+        "params.yaml"
+    ),
+    embeddings: Annotated[Path, typer.Option(help="embed stage output (retrieval only)")] = Path(
+        "data/embeddings"
+    ),
+    frames_table: Annotated[Path, typer.Option(help="frames.parquet (retrieval only)")] = Path(
+        "data/frames/frames.parquet"
+    ),
+    manifest: Annotated[Path, typer.Option(help="manifest.parquet (retrieval only)")] = Path(
+        "data/raw/manifest.parquet"
+    ),
+) -> None:
+    """Write a video for CAPTION with the trained model and the configured backbone."""
+    from nextframe.sample import PipelineOutputs, sample_video
+
+    if rollout not in ("chain", "step"):
+        raise UserError(f"--rollout must be chain or step, got {rollout!r}")
+    params = load_params(params_file)
+    chosen = decoder or (params.generate.decoders[0] if params.generate.decoders else "retrieval")
+    written = sample_video(
+        caption,
+        out,
+        params,
+        models,
+        frames,
+        method=method,
+        kind=rollout,
+        decoder_name=chosen,
+        outputs=PipelineOutputs(manifest=manifest, embeddings=embeddings, frames=frames_table),
+    )
+    typer.echo(f"wrote {written} ({frames} frames, {method} {rollout}, {chosen} decoder)")

@@ -1,0 +1,35 @@
+"""Errors meant for the person running a stage, and the one place that reports them.
+
+A stage that fails on bad input should say what it expected, what it found and what to
+do, in one line, and exit non-zero without a traceback; a traceback is for our bugs.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+from nextframe.config import ParamsError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class UserError(RuntimeError):
+    """A problem with the user's input or environment, reported without a traceback."""
+
+
+def report_user_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a stage's command so user errors print cleanly and exit with status 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (ParamsError, UserError, FileNotFoundError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return wrapper

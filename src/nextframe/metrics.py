@@ -1,0 +1,99 @@
+"""Evaluation metrics, vectorised over clips, and the bootstrap interval reported with them.
+
+The store keeps raw embeddings (the decoders need them); every metric here is a cosine,
+so vectors are L2-normalised here, at the point of use. Per-clip values may be NaN where
+a clip has no ground truth (a horizon past its last frame); summaries skip those clips.
+
+- ``cos_at_h``: cosine between a rollout's step h and the clip's true frame h.
+- ``truth_cosine``: mean over aligned frames of the cosine between decoded-and-re-encoded
+  frames and the true frames.
+- ``frame_consistency``: mean cosine over all pairs of distinct frames of one video.
+- ``text_frame_similarity``: mean cosine between the caption's CLIP text embedding and
+  each frame's CLIP image embedding.
+- ``summarize``: the mean over clips and a percentile bootstrap interval (resampling
+  clips with replacement), seeded so the same inputs give the same interval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+
+def unit(vectors: Tensor) -> Tensor:
+    """L2-normalise the last axis in float64 (zero vectors stay zero)."""
+    return F.normalize(vectors.double(), dim=-1)
+
+
+def cos_at_h(predicted: Tensor, truth: Tensor, n_truth: Tensor, horizon: int) -> Tensor:
+    """[C, n, D] rollouts vs [C, F, D] true frames (valid up to n_truth [C]) -> [C, horizon].
+
+    Column h - 1 holds the cosine at step h; NaN where the clip has no frame h or the
+    rollout has no step h.
+    """
+    clips = predicted.shape[0]
+    out = torch.full((clips, horizon), float("nan"), dtype=torch.float64)
+    usable = min(horizon, predicted.shape[1] - 1, truth.shape[1] - 1)
+    if usable < 1:
+        return out
+    steps = torch.arange(1, usable + 1)  # [H']
+    cos = (unit(predicted[:, steps]) * unit(truth[:, steps])).sum(dim=-1)  # [C, H']
+    valid = steps.unsqueeze(0) < n_truth.unsqueeze(1)  # [C, H']
+    out[:, :usable] = torch.where(valid, cos, torch.full_like(cos, float("nan")))
+    return out
+
+
+def truth_cosine(frames: Tensor, truth: Tensor, n_truth: Tensor) -> Tensor:
+    """Mean cosine of frame i with true frame i over the aligned frames: [C, n, D] -> [C]."""
+    aligned = min(frames.shape[1], truth.shape[1])
+    cos = (unit(frames[:, :aligned]) * unit(truth[:, :aligned])).sum(dim=-1)  # [C, aligned]
+    valid = (torch.arange(aligned).unsqueeze(0) < n_truth.unsqueeze(1)).double()
+    return (cos * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1)
+
+
+def frame_consistency(frames: Tensor) -> Tensor:
+    """Mean cosine over all pairs i != j of one video's frames: [C, n, D] -> [C]."""
+    count = frames.shape[1]
+    if count < 2:
+        raise ValueError(f"frame consistency needs at least 2 frames per video, got {count}")
+    normed = unit(frames)
+    gram = normed @ normed.transpose(1, 2)  # [C, n, n]
+    off_diagonal = gram.sum(dim=(1, 2)) - gram.diagonal(dim1=1, dim2=2).sum(dim=1)
+    return off_diagonal / (count * (count - 1))
+
+
+def text_frame_similarity(text_embed: Tensor, frames: Tensor) -> Tensor:
+    """Mean cosine between each caption [C, D] and its video's frames [C, n, D] -> [C]."""
+    return (unit(frames) * unit(text_embed).unsqueeze(1)).sum(dim=-1).mean(dim=1)
+
+
+@dataclass(frozen=True)
+class Summary:
+    mean: float
+    ci_low: float
+    ci_high: float
+    n: int  # clips with a value
+
+
+def summarize(values: Tensor, resamples: int, confidence: float, seed: int) -> Summary:
+    """Mean of the finite ``values`` [C] and its percentile bootstrap interval.
+
+    All resamples are drawn at once ([resamples, C] indices); a fresh generator per call
+    makes each interval depend only on its own values and the seed.
+    """
+    finite = values.double()[torch.isfinite(values)]
+    count = int(finite.numel())
+    if count == 0:
+        nan = float("nan")
+        return Summary(mean=nan, ci_low=nan, ci_high=nan, n=0)
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(count, (resamples, count), generator=generator)  # [R, C]
+    means = finite[picks].mean(dim=1)  # [R]
+    tail = (1 - confidence) / 2
+    low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64))
+    mean = float(finite.mean())
+    # The percentile interval of a tiny sample can miss its own mean by rounding; widen to it.
+    return Summary(mean=mean, ci_low=min(float(low), mean), ci_high=max(float(high), mean), n=count)

@@ -1,0 +1,34 @@
+"""The splitter, its baselines, and how later stages load them all the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from nextframe.model.baselines import load_baselines
+from nextframe.model.splitter import Splitter, SplitterPredictor
+
+
+class Predictor(Protocol):
+    """Anything that predicts a target embedding from text tokens, a start and a rise."""
+
+    name: str
+
+    def predict(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
+        """hidden_states [B, T, D], start [B, D], rise [B] -> predicted target [B, D]."""
+        ...
+
+
+def load_predictors(
+    models_dir: str | Path, device: str | torch.device = "cpu"
+) -> dict[str, Predictor]:
+    """The splitter from ``models_dir/splitter``, every baseline from ``models_dir/baselines``."""
+    models_dir = Path(models_dir)
+    predictors: dict[str, Predictor] = {
+        "splitter": SplitterPredictor(Splitter.load(models_dir / "splitter", device))
+    }
+    predictors.update(load_baselines(models_dir / "baselines", device))
+    return predictors

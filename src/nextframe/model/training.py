@@ -1,0 +1,499 @@
+"""Composite training of the splitter (DESIGN.md, "The method"), plain PyTorch top to bottom.
+
+1. The embedding tables are read once into padded tensors per split (``ClipSet``).
+2. Every epoch, each clip contributes frame 0, its last frame and random frames between
+   them (up to ``max_frames_per_clip``, in time order), and every active mode turns them
+   into (clip, base frame, target frame) rows of a ``Plan``:
+
+   ========  ==================================  ===========================  =============
+   mode      start                               target                       rise
+   ========  ==================================  ===========================  =============
+   normal    prior embed p                       frame k (k >= 0)             k / last >= 0
+   back      last frame                          frame k < last               (k - last) / last < 0
+   rotation  blend(p, cos(e0, p), rot(e0->es))   frame t > s                  (t - s) / last > 0
+   diff      f(h, p, s / last), detached         frame t > s                  (t - s) / last > 0
+   ========  ==================================  ===========================  =============
+
+   The text tokens always follow the start: ``h' = blend(h, cos(p, text), rot(p -> start))``
+   (the identity for ``normal``, where start = p). Inputs are built per batch from the
+   indices, so memory does not grow with the number of modes, and ``diff`` uses the model
+   as it is at that step.
+3. AdamW with linear warmup then cosine (or constant) learning rate, gradient clipping,
+   early stopping on the validation loss keeping the best weights.
+4. The splitter and the baselines are scored on the validation rows of every mode by the
+   cosine between predicted and true change.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from nextframe.config import TrainParams
+from nextframe.errors import UserError
+from nextframe.model import baselines as baseline_models
+from nextframe.model.losses import TERMS, change_cosine, change_loss, probe_vector, stack_terms
+from nextframe.model.rotation import blend, cosine
+from nextframe.model.splitter import Splitter, SplitterConfig, SplitterPredictor, count_parameters
+from nextframe.store import atomic_path, read_image_embeddings, read_manifest, read_text_embeddings
+
+MODES = ("normal", "back", "rotation", "diff")
+EpochCallback = Callable[[dict[str, float], int], None]
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class ClipSet:
+    """One split's clips as padded tensors; frames of clip c are ``frames[c, :n_frames[c]]``."""
+
+    clip_ids: list[str]
+    hidden_states: Tensor  # [C, T, D] float32
+    prior_embed: Tensor  # [C, D]
+    text_embed: Tensor  # [C, D]
+    frames: Tensor  # [C, F, D], zero after n_frames
+    n_frames: Tensor  # [C] int64, >= 2
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def to(self, device: torch.device | str) -> ClipSet:
+        return ClipSet(
+            clip_ids=self.clip_ids,
+            hidden_states=self.hidden_states.to(device),
+            prior_embed=self.prior_embed.to(device),
+            text_embed=self.text_embed.to(device),
+            frames=self.frames.to(device),
+            n_frames=self.n_frames.to(device),
+        )
+
+
+@dataclass(frozen=True)
+class Dataset:
+    train: ClipSet
+    val: ClipSet
+    skipped: dict[str, int]  # reason -> clips
+
+
+def load_dataset(manifest_path: Path, embeddings_dir: Path) -> Dataset:
+    """Read the manifest's splits and the embedding tables into train and val ``ClipSet``s."""
+    manifest = read_manifest(manifest_path)
+    images = read_image_embeddings(embeddings_dir / "images.parquet")
+    texts = read_text_embeddings(embeddings_dir / "texts.parquet")
+    if images.info.dim != texts.info.dim or images.info.backbone != texts.info.backbone:
+        raise UserError(
+            f"{embeddings_dir}: images.parquet ({images.info.backbone}, D={images.info.dim}) and "
+            f"texts.parquet ({texts.info.backbone}, D={texts.info.dim}) come from different "
+            "backbones; rerun the embed stage"
+        )
+    slices, text_rows = images.clip_slices(), texts.index()
+    ok = manifest[manifest["status"] == "ok"]
+    skipped = {"not_ok": int(len(manifest) - len(ok)), "no_embeddings": 0, "under_2_frames": 0}
+    sets = {}
+    for split in ("train", "val"):
+        chosen: list[str] = []
+        for clip_id in ok.loc[ok["split"] == split, "clip_id"]:
+            if clip_id not in slices or clip_id not in text_rows:
+                skipped["no_embeddings"] += 1
+            elif slices[clip_id].stop - slices[clip_id].start < 2:
+                skipped["under_2_frames"] += 1
+            else:
+                chosen.append(clip_id)
+        if not chosen:
+            raise UserError(
+                f"no usable {split} clips in {manifest_path} with embeddings in {embeddings_dir} "
+                f"(skipped: {skipped}); the train stage needs train and val clips with >= 2 frames "
+                "each: check download.split and select_frames.min_frames"
+            )
+        sets[split] = _clip_set(chosen, images, texts, slices, text_rows)
+    return Dataset(train=sets["train"], val=sets["val"], skipped=skipped)
+
+
+def _clip_set(clip_ids, images, texts, slices, text_rows) -> ClipSet:
+    counts = torch.tensor([slices[c].stop - slices[c].start for c in clip_ids], dtype=torch.int64)
+    frames = torch.zeros(len(clip_ids), int(counts.max()), images.info.dim)  # [C, F, D]
+    for row, clip_id in enumerate(clip_ids):
+        frames[row, : counts[row]] = images.embeddings[slices[clip_id]]
+    rows = torch.tensor([text_rows[c] for c in clip_ids], dtype=torch.int64)
+    return ClipSet(
+        clip_ids=list(clip_ids),
+        hidden_states=texts.hidden_states[rows].float(),
+        prior_embed=texts.prior_embed[rows].float(),
+        text_embed=texts.text_embed[rows].float(),
+        frames=frames,
+        n_frames=counts,
+    )
+
+
+# ---------------------------------------------------------------------------- sampling
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Training rows as indices: start from frame ``base`` (or its stand-in), predict ``target``."""
+
+    clip: Tensor  # [N] int64
+    base: Tensor  # [N] int64 frame position the rise is measured from
+    target: Tensor  # [N] int64 frame position to predict
+    mode: Tensor  # [N] int64 index into MODES
+
+    def __len__(self) -> int:
+        return len(self.clip)
+
+    def subset(self, index: Tensor) -> Plan:
+        return Plan(self.clip[index], self.base[index], self.target[index], self.mode[index])
+
+
+def active_modes(modes: list[str]) -> tuple[str, ...]:
+    return MODES if "all" in modes else tuple(m for m in MODES if m in modes)
+
+
+def sample_frames(
+    n_frames: Tensor, max_frames: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Frame 0, the last frame and random frames between, in time order.
+
+    Returns positions [C, M] (sorted; entries past ``count`` are padding) and count [C].
+    """
+    clips, width = len(n_frames), int(n_frames.max())
+    positions = torch.arange(width).expand(clips, width)  # [C, F]
+    keys = torch.rand(clips, width, generator=generator)
+    last = (n_frames - 1).unsqueeze(1)  # [C, 1]
+    keys = torch.where((positions == 0) | (positions == last), -1.0, keys)  # always keep the ends
+    keys = torch.where(positions > last, 2.0, keys)  # never pick padding
+    keep = min(max_frames, width)
+    picked = keys.argsort(dim=1)[:, :keep]  # [C, M]
+    count = n_frames.clamp(max=keep)  # [C]
+    slot = torch.arange(keep).expand(clips, keep)
+    picked = torch.where(slot < count.unsqueeze(1), picked, width)  # padding sorts last
+    return picked.sort(dim=1).values, count
+
+
+def plan_rows(
+    clips: ClipSet, modes: tuple[str, ...], max_frames: int, generator: torch.Generator
+) -> Plan:
+    """Every row of one epoch for the given modes (see the module docstring's table)."""
+    n_frames = clips.n_frames.cpu()
+    positions, count = sample_frames(n_frames, max_frames, generator)  # [C, M], [C]
+    clip_count, width = positions.shape
+    clip_index = torch.arange(clip_count).unsqueeze(1).expand(clip_count, width)  # [C, M]
+    slot = torch.arange(width).expand(clip_count, width)
+    valid = slot < count.unsqueeze(1)
+    last = (n_frames - 1).unsqueeze(1).expand(clip_count, width)
+    parts = []
+    for mode in modes:
+        if mode == "normal":
+            rows, base = valid, torch.zeros_like(positions)
+        elif mode == "back":
+            rows, base = valid & (positions < last), last
+        else:  # rotation, diff: base s drawn among the sampled frames before the target
+            rows = valid & (slot >= 1)
+            draw = torch.rand(clip_count, width, generator=generator)  # [C, M]
+            earlier = (draw * slot).long()  # a slot before each target's
+            base = positions.gather(1, earlier.clamp(max=width - 1))
+        parts.append(
+            Plan(
+                clip=clip_index[rows],
+                base=base[rows],
+                target=positions[rows],
+                mode=torch.full((int(rows.sum()),), MODES.index(mode), dtype=torch.int64),
+            )
+        )
+    return Plan(
+        clip=torch.cat([part.clip for part in parts]),
+        base=torch.cat([part.base for part in parts]),
+        target=torch.cat([part.target for part in parts]),
+        mode=torch.cat([part.mode for part in parts]),
+    )
+
+
+@dataclass(frozen=True)
+class Inputs:
+    hidden_states: Tensor  # [B, T, D]
+    start: Tensor  # [B, D]
+    target: Tensor  # [B, D]
+    rise: Tensor  # [B]
+
+
+def make_inputs(clips: ClipSet, plan: Plan, model: Splitter, blend_q: float) -> Inputs:
+    """Build the model inputs of ``plan``'s rows (on the clips' device), mode by mode."""
+    device = clips.frames.device
+    clip, base, target, mode = (
+        t.to(device) for t in (plan.clip, plan.base, plan.target, plan.mode)
+    )
+    last = (clips.n_frames[clip] - 1).to(clips.frames.dtype)  # [B]
+    hidden = clips.hidden_states[clip]  # [B, T, D]
+    prior = clips.prior_embed[clip]  # [B, D]
+    first = clips.frames[clip, 0]  # [B, D]
+    base_frame = clips.frames[clip, base]  # [B, D]
+    start = prior.clone()
+    back = mode == MODES.index("back")
+    start[back] = base_frame[back]
+    rotated = mode == MODES.index("rotation")
+    if rotated.any():
+        moved = blend(
+            prior[rotated],
+            cosine(first[rotated], prior[rotated]),
+            first[rotated],
+            base_frame[rotated],
+            blend_q,
+        )
+        start[rotated] = moved
+    diff = mode == MODES.index("diff")
+    if diff.any():
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            start[diff] = model(hidden[diff], prior[diff], base[diff].to(last.dtype) / last[diff])
+        model.train(was_training)
+    text_weight = cosine(prior, clips.text_embed[clip])  # [B]
+    hidden = blend(
+        hidden, text_weight.unsqueeze(1), prior.unsqueeze(1), start.unsqueeze(1), blend_q
+    )
+    rise = (target - base).to(last.dtype) / last  # [B]
+    return Inputs(
+        hidden_states=hidden, start=start.detach(), target=clips.frames[clip, target], rise=rise
+    )
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str) -> float:
+    """Linear warmup, then constant or cosine decay to 0 at ``total_steps``."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def evaluate_loss(
+    model: Splitter, clips: ClipSet, plan: Plan, params: TrainParams, probe: Tensor
+) -> dict[str, float]:
+    model.eval()
+    terms, sizes = [], []
+    with torch.no_grad():
+        for index in torch.arange(len(plan)).split(params.batch_size):
+            inputs = make_inputs(clips, plan.subset(index), model, params.blend_q)
+            prediction = model(inputs.hidden_states, inputs.start, inputs.rise)
+            terms.append(
+                change_loss(inputs.start, prediction, inputs.target, params.loss, probe).as_floats()
+            )
+            sizes.append(len(index))
+    return stack_terms(terms, sizes)
+
+
+@dataclass
+class TrainResult:
+    model: Splitter
+    history: list[dict[str, float]]  # one row per epoch
+    best_epoch: int
+    val_scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+
+
+def train_splitter(
+    train_set: ClipSet, val_set: ClipSet, params: TrainParams, on_epoch: EpochCallback | None = None
+) -> TrainResult:
+    """Train on ``train_set``, early-stop on ``val_set``; returns the best model (eval mode)."""
+    device = resolve_device(params.device)
+    torch.manual_seed(params.seed)
+    generator = torch.Generator().manual_seed(params.seed)
+    modes = active_modes(params.modes)
+    train_set, val_set = train_set.to(device), val_set.to(device)
+    dim, text_length = train_set.frames.shape[-1], train_set.hidden_states.shape[1]
+    model = Splitter(SplitterConfig.from_params(params.splitter, dim, text_length)).to(device)
+    probe = probe_vector(dim).to(device)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=params.lr, weight_decay=params.weight_decay
+    )
+    val_plan = plan_rows(
+        val_set, modes, params.max_frames_per_clip, torch.Generator().manual_seed(params.seed + 1)
+    )
+    rows_per_epoch = len(plan_rows(train_set, modes, params.max_frames_per_clip, torch.Generator()))
+    steps_per_epoch = math.ceil(rows_per_epoch / params.batch_size)
+    total_steps = steps_per_epoch * params.epochs
+    warmup = params.warmup_epochs * steps_per_epoch
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(step, warmup, total_steps, params.lr_schedule)
+    )
+    history: list[dict[str, float]] = []
+    best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
+    progress = tqdm(total=total_steps, desc="train", unit="step", leave=False, mininterval=1.0)
+    running = None
+    for epoch in range(1, params.epochs + 1):
+        model.train()
+        plan = plan_rows(train_set, modes, params.max_frames_per_clip, generator)
+        order = torch.randperm(len(plan), generator=generator)
+        terms, sizes = [], []
+        for index in order.split(params.batch_size):
+            inputs = make_inputs(train_set, plan.subset(index), model, params.blend_q)
+            prediction = model(inputs.hidden_states, inputs.start, inputs.rise)  # [B, D]
+            loss = change_loss(inputs.start, prediction, inputs.target, params.loss, probe)
+            optimizer.zero_grad(set_to_none=True)
+            loss.total.backward()
+            if params.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), params.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            terms.append(loss.as_floats())
+            sizes.append(len(index))
+            running = (
+                terms[-1]["total"] if running is None else 0.9 * running + 0.1 * terms[-1]["total"]
+            )
+            progress.update(1)
+            progress.set_postfix(epoch=epoch, loss=f"{running:.4f}")
+        train_terms = stack_terms(terms, sizes)
+        val_terms = evaluate_loss(model, val_set, val_plan, params, probe)
+        row = {"epoch": float(epoch), "lr": optimizer.param_groups[0]["lr"]}
+        row.update({f"train_{name}": value for name, value in train_terms.items()})
+        row.update({f"val_{name}": value for name, value in val_terms.items()})
+        history.append(row)
+        if on_epoch is not None:
+            on_epoch({k: v for k, v in row.items() if k != "epoch"}, epoch)
+        if val_terms["total"] < best_loss:
+            best_loss, best_epoch, stale = val_terms["total"], epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if params.patience and stale >= params.patience:
+                break
+    progress.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model=model, history=history, best_epoch=best_epoch)
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+def score_methods(
+    predictors: dict,
+    clips: ClipSet,
+    plan: Plan,
+    splitter: Splitter,
+    blend_q: float,
+    batch_size: int,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean change cosine and MSE per method and mode on ``plan``'s rows (plus ``all``).
+
+    Every method sees the same inputs (``diff`` starts come from ``splitter``).
+    """
+    cosines: dict[str, list[Tensor]] = {name: [] for name in predictors}
+    errors: dict[str, list[Tensor]] = {name: [] for name in predictors}
+    splitter.eval()
+    with torch.no_grad():
+        for index in torch.arange(len(plan)).split(batch_size):
+            inputs = make_inputs(clips, plan.subset(index), splitter, blend_q)
+            for name, predictor in predictors.items():
+                prediction = predictor.predict(inputs.hidden_states, inputs.start, inputs.rise)
+                cosines[name].append(change_cosine(inputs.start, prediction, inputs.target).cpu())
+                errors[name].append(((prediction - inputs.target) ** 2).mean(dim=-1).cpu())
+    modes = plan.mode
+    scores: dict[str, dict[str, dict[str, float]]] = {"val_change_cosine": {}, "val_mse": {}}
+    for metric, values in (("val_change_cosine", cosines), ("val_mse", errors)):
+        for name, chunks in values.items():
+            per_row = torch.cat(chunks)
+            by_mode = {MODES[m]: float(per_row[modes == m].mean()) for m in modes.unique().tolist()}
+            scores[metric][name] = {**by_mode, "all": float(per_row.mean())}
+    return scores
+
+
+# ---------------------------------------------------------------------------- outputs
+
+
+def write_history_csv(history: list[dict[str, float]], path: Path) -> None:
+    columns = ["epoch", "lr"] + [
+        f"{split}_{name}" for split in ("train", "val") for name in (*TERMS, "total")
+    ]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({**{k: f"{row[k]:.6g}" for k in columns}, "epoch": int(row["epoch"])})
+    with atomic_path(path) as tmp:
+        tmp.write_text(buffer.getvalue())
+
+
+def write_json(payload: dict, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    metrics: dict  # what metrics/train.json holds
+
+    def mlflow_metrics(self) -> dict:
+        """The final numbers, nested (the tracking helper flattens them to dotted keys)."""
+        return self.metrics
+
+    def describe(self) -> str:
+        cos = self.metrics["val_change_cosine"]
+        parts = ", ".join(f"{name} {values['all']:.3f}" for name, values in cos.items())
+        m = self.metrics
+        return (
+            f"trained {m['parameters']} parameters on {m['train_clips']} clips, "
+            f"best epoch {m['best_epoch']}/{m['epochs_run']}; validation change cosine: {parts}"
+        )
+
+
+def run_training(
+    manifest_path: Path,
+    embeddings_dir: Path,
+    models_dir: Path,
+    metrics_dir: Path,
+    params: TrainParams,
+    on_epoch: EpochCallback | None = None,
+) -> TrainSummary:
+    """The train stage: load, fit baselines, train, score, and write models and metrics."""
+    dataset = load_dataset(manifest_path, embeddings_dir)
+    fitted = baseline_models.fit_baselines(dataset.train.frames, dataset.train.n_frames)
+    result = train_splitter(dataset.train, dataset.val, params, on_epoch)
+    device = resolve_device(params.device)
+    val_set = dataset.val.to(device)
+    modes = active_modes(params.modes)
+    val_plan = plan_rows(
+        val_set, modes, params.max_frames_per_clip, torch.Generator().manual_seed(params.seed + 1)
+    )
+    predictors = {"splitter": SplitterPredictor(result.model)}
+    predictors.update({name: baseline.to(device) for name, baseline in fitted.items()})
+    scores = score_methods(
+        predictors, val_set, val_plan, result.model, params.blend_q, params.batch_size
+    )
+    best = result.history[result.best_epoch - 1]
+    metrics = {
+        "best_epoch": result.best_epoch,
+        "epochs_run": len(result.history),
+        "parameters": count_parameters(result.model),
+        "train_clips": len(dataset.train),
+        "val_clips": len(dataset.val),
+        "val_rows": len(val_plan),
+        "skipped_clips": dataset.skipped,
+        "train_loss": {name: best[f"train_{name}"] for name in (*TERMS, "total")},
+        "val_loss": {name: best[f"val_{name}"] for name in (*TERMS, "total")},
+        **scores,
+    }
+    result.model.save(models_dir / "splitter")
+    baseline_models.save_baselines(fitted, models_dir / "baselines")
+    write_json(metrics, metrics_dir / "train.json")
+    write_history_csv(result.history, metrics_dir / "plots" / "train_loss.csv")
+    return TrainSummary(metrics=metrics)

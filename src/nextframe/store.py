@@ -1,0 +1,268 @@
+"""The project's parquet tables: schemas, atomic writes, and reads straight into tensors.
+
+Every table is written to a temporary file beside its destination and renamed into place
+only when complete, so an interrupted stage never leaves a half-written table that a
+later stage (or ``dvc commit``) would take for real. Embedding columns are fixed-size
+lists of float32 so that a whole column converts to one ``[N, D]`` array without a
+Python loop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("source", pa.string()),
+        ("caption", pa.string()),
+        ("label", pa.string()),
+        ("split", pa.string()),
+        ("path", pa.string()),
+        ("url", pa.string()),
+        ("status", pa.string()),
+    ]
+)
+
+FRAMES_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("k", pa.int32()),
+        ("frame_index", pa.int32()),
+        ("t_seconds", pa.float64()),
+        ("score", pa.float64()),
+        ("path", pa.string()),
+    ]
+)
+
+SPLITS = ("train", "val", "test")
+METADATA_KEY = b"nextframe"
+
+
+@dataclass(frozen=True)
+class EmbeddingInfo:
+    """What a vector in an embedding table means; stored in the table's schema metadata."""
+
+    backbone: str
+    model_ids: Mapping[str, str]
+    dim: int
+    normalized: bool = False
+
+    def to_metadata(self) -> dict[bytes, bytes]:
+        payload = {
+            "backbone": self.backbone,
+            "model_ids": dict(self.model_ids),
+            "dim": self.dim,
+            "normalized": self.normalized,
+        }
+        return {METADATA_KEY: json.dumps(payload, sort_keys=True).encode()}
+
+    @classmethod
+    def from_schema(cls, schema: pa.Schema) -> EmbeddingInfo:
+        metadata = schema.metadata or {}
+        if METADATA_KEY not in metadata:
+            raise ValueError("embedding table has no nextframe metadata; was it written by embed?")
+        payload = json.loads(metadata[METADATA_KEY])
+        return cls(
+            backbone=payload["backbone"],
+            model_ids=payload["model_ids"],
+            dim=int(payload["dim"]),
+            normalized=bool(payload["normalized"]),
+        )
+
+
+FLOAT32 = pa.float32()
+
+
+def vector_type(dim: int, value_type: pa.DataType = FLOAT32) -> pa.DataType:
+    return pa.list_(value_type, dim)
+
+
+def image_embeddings_schema(info: EmbeddingInfo) -> pa.Schema:
+    fields = [
+        ("clip_id", pa.string()),
+        ("k", pa.int32()),
+        ("t_seconds", pa.float64()),
+        ("embedding", vector_type(info.dim)),
+    ]
+    return pa.schema(fields, metadata=info.to_metadata())
+
+
+def text_embeddings_schema(info: EmbeddingInfo, text_length: int) -> pa.Schema:
+    fields = [
+        ("clip_id", pa.string()),
+        ("caption", pa.string()),
+        ("text_embed", vector_type(info.dim)),
+        ("prior_embed", vector_type(info.dim)),
+        ("hidden_states", pa.list_(vector_type(info.dim, pa.float16()), text_length)),
+    ]
+    return pa.schema(fields, metadata=info.to_metadata())
+
+
+def predictions_schema(info: EmbeddingInfo) -> pa.Schema:
+    fields = [
+        ("clip_id", pa.string()),
+        ("method", pa.string()),
+        ("rollout", pa.string()),
+        ("step", pa.int32()),
+        ("embedding", vector_type(info.dim)),
+    ]
+    return pa.schema(fields, metadata=info.to_metadata())
+
+
+def vectors_to_arrow(vectors: np.ndarray | torch.Tensor, value_type: pa.DataType) -> pa.Array:
+    """``[N, D]`` (or ``[N, T, D]``) array to a (nested) fixed-size list array, no Python loop."""
+    if isinstance(vectors, torch.Tensor):
+        vectors = vectors.detach().cpu().numpy()
+    numpy_type = value_type.to_pandas_dtype()
+    values = np.ascontiguousarray(vectors, dtype=numpy_type)
+    array: pa.Array = pa.array(values.reshape(-1), type=value_type)
+    for size in reversed(values.shape[1:]):
+        array = pa.FixedSizeListArray.from_arrays(array, size)
+    return array
+
+
+def arrow_to_vectors(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A (nested) fixed-size list column back to a dense ``[N, ..., D]`` array."""
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    shape = [len(array)]
+    while pa.types.is_fixed_size_list(array.type):
+        shape.append(array.type.list_size)
+        array = array.flatten()
+    return array.to_numpy(zero_copy_only=False).reshape(shape)
+
+
+def temporary_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path to write to; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_path(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_table(table: pa.Table, path: str | Path) -> None:
+    """Write a whole table atomically."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+@contextmanager
+def table_writer(path: str | Path, schema: pa.Schema) -> Iterator[pq.ParquetWriter]:
+    """Stream record batches into a table that appears only once it is complete."""
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
+        yield writer
+
+
+def write_dataframe(frame: pd.DataFrame, schema: pa.Schema, path: str | Path) -> None:
+    """Check ``frame`` against ``schema`` (exact columns, castable types) and write it."""
+    expected = list(schema.names)
+    if list(frame.columns) != expected:
+        raise ValueError(f"{path}: expected columns {expected}, got {list(frame.columns)}")
+    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    write_table(table, path)
+
+
+def read_dataframe(path: str | Path, schema: pa.Schema) -> pd.DataFrame:
+    """Read a table written with ``schema``; a missing file or column is a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; run the stage that writes it (dvc repro)")
+    table = pq.read_table(path)
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; was it written by an older version?")
+    return table.select(schema.names).to_pandas()
+
+
+def read_manifest(path: str | Path) -> pd.DataFrame:
+    return read_dataframe(path, MANIFEST_SCHEMA)
+
+
+def read_frames(path: str | Path) -> pd.DataFrame:
+    return read_dataframe(path, FRAMES_SCHEMA)
+
+
+@dataclass(frozen=True)
+class ImageEmbeddings:
+    """All frame embeddings as one tensor, rows sorted by (clip_id, k)."""
+
+    clip_ids: list[str]
+    k: torch.Tensor  # [N] int64
+    t_seconds: torch.Tensor  # [N] float64
+    embeddings: torch.Tensor  # [N, D] float32, raw (not normalised)
+    info: EmbeddingInfo
+
+    def clip_slices(self) -> dict[str, slice]:
+        """Row range of every clip; rows of one clip are contiguous and in time order."""
+        slices: dict[str, slice] = {}
+        start = 0
+        for index in range(1, len(self.clip_ids) + 1):
+            if index == len(self.clip_ids) or self.clip_ids[index] != self.clip_ids[start]:
+                slices[self.clip_ids[start]] = slice(start, index)
+                start = index
+        return slices
+
+
+@dataclass(frozen=True)
+class TextEmbeddings:
+    """Per-clip caption encodings as tensors, rows in the order of ``clip_ids``."""
+
+    clip_ids: list[str]
+    captions: list[str]
+    text_embed: torch.Tensor  # [N, D] float32
+    prior_embed: torch.Tensor  # [N, D] float32
+    hidden_states: torch.Tensor  # [N, T, D] float16
+    info: EmbeddingInfo
+
+    def index(self) -> dict[str, int]:
+        return {clip_id: row for row, clip_id in enumerate(self.clip_ids)}
+
+
+def _read_embedding_table(path: str | Path) -> pa.Table:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; run the embed stage first (dvc repro embed)")
+    return pq.read_table(path)
+
+
+def read_image_embeddings(path: str | Path) -> ImageEmbeddings:
+    table = _read_embedding_table(path).sort_by([("clip_id", "ascending"), ("k", "ascending")])
+    return ImageEmbeddings(
+        clip_ids=table.column("clip_id").to_pylist(),
+        k=torch.from_numpy(table.column("k").to_numpy().astype(np.int64)),
+        t_seconds=torch.from_numpy(table.column("t_seconds").to_numpy().astype(np.float64)),
+        embeddings=torch.from_numpy(arrow_to_vectors(table.column("embedding")).copy()),
+        info=EmbeddingInfo.from_schema(table.schema),
+    )
+
+
+def read_text_embeddings(path: str | Path) -> TextEmbeddings:
+    table = _read_embedding_table(path).sort_by([("clip_id", "ascending")])
+    return TextEmbeddings(
+        clip_ids=table.column("clip_id").to_pylist(),
+        captions=table.column("caption").to_pylist(),
+        text_embed=torch.from_numpy(arrow_to_vectors(table.column("text_embed")).copy()),
+        prior_embed=torch.from_numpy(arrow_to_vectors(table.column("prior_embed")).copy()),
+        hidden_states=torch.from_numpy(arrow_to_vectors(table.column("hidden_states")).copy()),
+        info=EmbeddingInfo.from_schema(table.schema),
+    )

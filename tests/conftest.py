@@ -1,0 +1,25 @@
+"""Test-session environment: everything offline, every side effect under a temporary folder.
+
+Set at import time (not in a fixture) so that stage subprocesses started by tests inherit
+the same MLflow store, model cache and offline switches.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="nextframe-tests-"))
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_SESSION_DIR / 'mlflow.db'}"
+os.environ.setdefault("NEXTFRAME_CACHE", str(_SESSION_DIR / "cache"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["DVC_NO_ANALYTICS"] = "1"
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)

@@ -1,0 +1,539 @@
+"""Rollouts with hand-made predictors, the decoders, and the generate + evaluate stages.
+
+The stage tests build a small project (manifest, frames, embedding tables, models) with a
+fake backbone whose image encoder is a fixed function of each picture's mean colour and
+whose decoder paints that colour back, so decode -> re-encode round trips are checkable.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+from torch import Tensor
+
+import nextframe.backbones
+from nextframe import store
+from nextframe.config import EvaluateParams, parse_params
+from nextframe.decode import RetrievalDecoder, contact_sheet
+from nextframe.errors import UserError
+from nextframe.evaluate import run_evaluate
+from nextframe.generate import Conditioning, rollout
+from nextframe.generate_stage import held_out, run_generate
+from nextframe.model.baselines import fit_baselines, load_baselines, save_baselines
+from nextframe.model.splitter import Splitter, SplitterConfig
+
+DIM, TOKENS = 16, 5
+
+
+def rotation_matrix(a: Tensor, b: Tensor) -> Tensor:
+    """DESIGN.md's explicit R taking a's direction to b's, float64 [D, D] (the reference)."""
+    a, b = a.double(), b.double()
+    n1 = a / a.norm()
+    residual = b - (n1 @ b) * n1
+    eye = torch.eye(len(a), dtype=torch.float64)
+    if residual.norm() <= 1e-9 * b.norm():  # parallel: no rotation
+        return eye
+    n2 = residual / residual.norm()
+    angle = torch.atan2(residual.norm() / b.norm(), (n1 @ b) / b.norm())
+    return (
+        eye
+        + (torch.outer(n2, n1) - torch.outer(n1, n2)) * torch.sin(angle)
+        + (torch.outer(n1, n1) + torch.outer(n2, n2)) * (torch.cos(angle) - 1)
+    )
+
+
+def conditioning(batch: int, seed: int = 0, text_like_prior: bool = True) -> Conditioning:
+    generator = torch.Generator().manual_seed(seed)
+    prior = torch.randn(batch, DIM, generator=generator)
+    hidden = torch.randn(batch, TOKENS, DIM, generator=generator)
+    hidden[:, 0] = prior  # token 0 points along p: it must end up along the last prediction
+    return Conditioning(
+        hidden_states=hidden,
+        prior_embed=prior,
+        text_embed=prior.clone()
+        if text_like_prior
+        else torch.randn(batch, DIM, generator=generator),
+        start=prior.clone(),
+        rise_step=torch.full((batch,), 0.25),
+    )
+
+
+@dataclass
+class ScaleShift:
+    """predict = 2 start + rise v: chain and step give different, hand-computable sequences."""
+
+    shift: Tensor
+    name: str = "scale_shift"
+
+    def predict(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
+        return 2 * start + rise.unsqueeze(-1) * self.shift
+
+
+@dataclass
+class Recorder:
+    """predict = start + rise v, remembering every call's inputs and output."""
+
+    shift: Tensor
+    name: str = "recorder"
+
+    def __post_init__(self) -> None:
+        self.calls: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+
+    def predict(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
+        out = start + rise.unsqueeze(-1) * self.shift
+        self.calls.append((hidden_states.clone(), start.clone(), rise.clone(), out.clone()))
+        return out
+
+
+def test_step_and_chain_give_the_hand_computed_sequences() -> None:
+    cond = conditioning(3)
+    shift = torch.linspace(-1, 1, DIM)
+    step = rollout(ScaleShift(shift), cond, "step", 4, blend_q=1.0)
+    chain = rollout(ScaleShift(shift), cond, "chain", 4, blend_q=1.0)
+    assert step.shape == chain.shape == (3, 4, DIM)
+    expected_chain = [cond.start]
+    for index in range(1, 4):
+        expected_step = 2 * cond.start + 0.25 * index * shift
+        torch.testing.assert_close(step[:, index], expected_step)
+        expected_chain.append(2 * expected_chain[-1] + 0.25 * shift)
+    torch.testing.assert_close(chain, torch.stack(expected_chain, dim=1))
+    torch.testing.assert_close(step[:, 0], cond.start)
+
+
+@pytest.mark.parametrize("anchor", ["fixed", "moving"])
+def test_chain_feeds_the_last_prediction_and_rotates_tokens_toward_it(anchor: str) -> None:
+    cond = conditioning(2, seed=1)
+    recorder = Recorder(torch.randn(DIM, generator=torch.Generator().manual_seed(5)))
+    rollout(recorder, cond, "chain", 5, blend_q=1.0, anchor=anchor)
+    assert len(recorder.calls) == 4  # one call per step, all clips together
+    previous = cond.start
+    composed = [torch.eye(DIM, dtype=torch.float64) for _ in range(2)]
+    anchors = list(cond.prior_embed)
+    for hidden, start, rise, out in recorder.calls:
+        assert hidden.shape == (2, TOKENS, DIM)
+        torch.testing.assert_close(start, previous)  # fed its own last prediction
+        torch.testing.assert_close(rise, cond.rise_step)
+        for clip in range(2):
+            # weight cos(p, t) = 1 here, so the blend is the full rotation
+            step_rotation = rotation_matrix(anchors[clip], start[clip])
+            if anchor == "fixed":
+                matrix = rotation_matrix(cond.prior_embed[clip], start[clip])
+            else:
+                composed[clip] = step_rotation @ composed[clip]
+                matrix = composed[clip]
+                anchors[clip] = start[clip]
+            expected = cond.hidden_states[clip].double() @ matrix.T  # R h for every token
+            torch.testing.assert_close(hidden[clip].double(), expected, atol=1e-4, rtol=1e-4)
+            cosine = torch.nn.functional.cosine_similarity(hidden[clip, 0], start[clip], dim=0)
+            assert float(cosine) == pytest.approx(1.0, abs=1e-5)  # the p token now points at it
+        previous = out
+
+
+def test_moving_and_fixed_anchors_differ_and_zero_weight_keeps_tokens() -> None:
+    cond = conditioning(2, seed=2)
+    fixed, moving = Recorder(torch.randn(DIM)), Recorder(torch.randn(DIM))
+    rollout(fixed, cond, "chain", 4, 1.0, "fixed")
+    rollout(moving, cond, "chain", 4, 1.0, "moving")
+    assert not torch.allclose(fixed.calls[-1][0][:, 1:], moving.calls[-1][0][:, 1:], atol=1e-3)
+    unrelated = conditioning(2, seed=2, text_like_prior=False)
+    orthogonal_text = unrelated.text_embed - (
+        (unrelated.text_embed * unrelated.prior_embed).sum(-1, keepdim=True)
+        / unrelated.prior_embed.norm(dim=-1, keepdim=True) ** 2
+        * unrelated.prior_embed
+    )
+    unrelated = Conditioning(
+        unrelated.hidden_states,
+        unrelated.prior_embed,
+        orthogonal_text,
+        unrelated.start,
+        unrelated.rise_step,
+    )
+    recorder = Recorder(torch.randn(DIM))
+    rollout(recorder, unrelated, "chain", 3, 1.0, "fixed")
+    for hidden, *_ in recorder.calls:  # cos(p, t) = 0: the tokens do not follow the start
+        torch.testing.assert_close(hidden, unrelated.hidden_states)
+
+
+def test_step_rollout_calls_once_per_step_with_growing_rise() -> None:
+    cond = conditioning(3)
+    recorder = Recorder(torch.ones(DIM))
+    rollout(recorder, cond, "step", 4, 1.0)
+    assert [call[1].shape[0] for call in recorder.calls] == [3, 3, 3]
+    for index, (_, start, rise, _) in enumerate(recorder.calls, start=1):
+        torch.testing.assert_close(start, cond.start)
+        torch.testing.assert_close(rise, cond.rise_step * index)
+
+
+# ---------------------------------------------------------------------------- decoders
+
+
+def solid(color: tuple[int, int, int], size: int = 8) -> Image.Image:
+    return Image.new("RGB", (size, size), color)
+
+
+def test_retrieval_returns_the_frame_with_the_nearest_embedding(tmp_path: Path) -> None:
+    generator = torch.Generator().manual_seed(3)
+    embeddings = torch.randn(12, DIM, generator=generator)
+    clip_ids = [f"c{row // 4}" for row in range(12)]
+    rows = []
+    for row, clip_id in enumerate(clip_ids):
+        path = Path(clip_id) / f"{row % 4}.png"
+        (tmp_path / clip_id).mkdir(exist_ok=True)
+        solid((row * 20, 255 - row * 20, 7)).save(tmp_path / path)
+        rows.append({"clip_id": clip_id, "k": row % 4, "path": str(path)})
+    images = store.ImageEmbeddings(
+        clip_ids=clip_ids,
+        k=torch.tensor([row % 4 for row in range(12)]),
+        t_seconds=torch.zeros(12, dtype=torch.float64),
+        embeddings=embeddings,
+        info=store.EmbeddingInfo("fake", {}, DIM),
+    )
+    decoder = RetrievalDecoder.from_tables(
+        images, pd.DataFrame(rows), tmp_path, ["c0", "c2"], size=8
+    )
+    targets = torch.tensor([5, 9, 0, 11])  # row 5 is in c1, not indexed
+    queries = 3 * embeddings[targets] + 0.01 * torch.randn(4, DIM, generator=generator)
+    nearest = decoder.nearest(queries)
+    indexed_rows = [0, 1, 2, 3, 8, 9, 10, 11]
+    scores = (
+        torch.nn.functional.normalize(queries, dim=-1)
+        @ torch.nn.functional.normalize(embeddings[indexed_rows], dim=-1).T
+    )
+    assert [indexed_rows[i] for i in nearest.tolist()] == [
+        indexed_rows[i] for i in scores.argmax(1).tolist()
+    ]
+    assert [indexed_rows[i] for i in nearest.tolist()][1:] == [9, 0, 11]
+    pictures = decoder.decode(queries)
+    assert pictures.shape == (4, 8, 8, 3) and pictures.dtype == np.uint8
+    assert tuple(pictures[1, 0, 0]) == (180, 75, 7)  # row 9's colour
+    with pytest.raises(UserError, match="training frames"):
+        RetrievalDecoder.from_tables(images, pd.DataFrame(rows), tmp_path, ["nope"], size=8)
+
+
+def test_contact_sheet_is_rows_of_methods_by_columns_of_frames() -> None:
+    frames = np.zeros((3, 8, 8, 3), np.uint8)
+    frames[1] = 255
+    sheet = contact_sheet([("truth", frames), ("splitter.chain", frames[:2])], label_width=20)
+    assert sheet.size == (20 + 3 * 8, 2 * 8)
+    assert sheet.getpixel((20 + 8 + 1, 1)) == (255, 255, 255)
+    assert sheet.getpixel((20 + 1, 8 + 1)) == (0, 0, 0)
+
+
+# ---------------------------------------------------------------------------- stages
+
+
+@dataclass
+class TextEncoding:
+    text_embed: Tensor
+    hidden_states: Tensor
+    prior_embed: Tensor
+
+
+class FakeBackbone:
+    """Image embedding = a fixed linear map of the mean colour; decode paints it back."""
+
+    name = "fake"
+    dim = DIM
+    text_length = TOKENS
+    model_ids: ClassVar[dict[str, str]] = {"fake": "none"}
+
+    def __init__(self) -> None:
+        generator = torch.Generator().manual_seed(0)
+        self.colour_map = torch.randn(3, DIM, generator=generator)  # [3, D]
+        self.letters = torch.randn(128, DIM, generator=generator)
+        self.decode_calls = 0
+
+    @property
+    def info(self) -> store.EmbeddingInfo:
+        return store.EmbeddingInfo(self.name, self.model_ids, self.dim)
+
+    def encode_images(self, images: list[Image.Image]) -> Tensor:
+        colours = torch.tensor(np.stack([np.asarray(i, np.float32).mean((0, 1)) for i in images]))
+        return colours / 255 @ self.colour_map + 0.05  # [N, D]
+
+    def encode_texts(self, captions: list[str]) -> TextEncoding:
+        codes = torch.tensor(
+            [[ord(c) % 128 for c in (text + " " * TOKENS)[:TOKENS]] for text in captions]
+        )
+        hidden = self.letters[codes]  # [N, T, D]
+        return TextEncoding(hidden.mean(1), hidden, hidden.mean(1) * 0.5 + self.colour_map[0])
+
+    def decode(self, image_embeds: Tensor, *, size: int, steps: int, guidance: float, seed: int):
+        self.decode_calls += 1
+        colours = torch.linalg.lstsq(self.colour_map.T, (image_embeds - 0.05).T).solution.T
+        colours = (colours.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        return [solid(tuple(int(v) for v in colour), size) for colour in colours]
+
+
+def build_project(
+    root: Path, backbone: FakeBackbone, splits: dict[str, int], frames_per_clip: int = 5
+) -> dict[str, Path]:
+    """Manifest, frame PNGs + frames.parquet, embedding tables and trained-shape models."""
+    manifest_rows, frame_rows, pictures = [], [], []
+    captions = {}
+    index = 0
+    for split, count in splits.items():
+        for _ in range(count):
+            clip_id = f"clip{index:02d}"
+            captions[clip_id] = f"{'rgb'[index % 3]} dot moves {index}"
+            manifest_rows.append(
+                {
+                    "clip_id": clip_id,
+                    "source": "synthetic",
+                    "caption": captions[clip_id],
+                    "label": "",
+                    "split": split,
+                    "path": f"{clip_id}.mp4",
+                    "url": "",
+                    "status": "ok",
+                }
+            )
+            for k in range(frames_per_clip):
+                colour = (40 * (index % 6), 30 * k + 10, 200 - 30 * k)
+                path = f"{clip_id}/{k}.png"
+                (root / "frames" / clip_id).mkdir(parents=True, exist_ok=True)
+                solid(colour).save(root / "frames" / path)
+                frame_rows.append(
+                    {
+                        "clip_id": clip_id,
+                        "k": k,
+                        "frame_index": k,
+                        "t_seconds": k / 8,
+                        "score": 0.0,
+                        "path": path,
+                    }
+                )
+                pictures.append(solid(colour))
+            index += 1
+    paths = {
+        "manifest": root / "raw" / "manifest.parquet",
+        "frames": root / "frames" / "frames.parquet",
+        "embeddings": root / "embeddings",
+        "models": root / "models",
+    }
+    store.write_dataframe(pd.DataFrame(manifest_rows), store.MANIFEST_SCHEMA, paths["manifest"])
+    frames = pd.DataFrame(frame_rows)
+    store.write_dataframe(frames, store.FRAMES_SCHEMA, paths["frames"])
+    embeds = backbone.encode_images(pictures)  # [N, D]
+    image_table = pd.DataFrame(
+        {
+            "clip_id": frames["clip_id"],
+            "k": frames["k"],
+            "t_seconds": frames["t_seconds"],
+            "embedding": list(embeds.numpy()),
+        }
+    )
+    store.write_dataframe(
+        image_table,
+        store.image_embeddings_schema(backbone.info),
+        paths["embeddings"] / "images.parquet",
+    )
+    clip_ids = sorted(captions)
+    encoding = backbone.encode_texts([captions[c] for c in clip_ids])
+    text_table = pd.DataFrame(
+        {
+            "clip_id": clip_ids,
+            "caption": [captions[c] for c in clip_ids],
+            "text_embed": list(encoding.text_embed.numpy()),
+            "prior_embed": list(encoding.prior_embed.numpy()),
+            "hidden_states": [list(h) for h in encoding.hidden_states.half().numpy()],
+        }
+    )
+    store.write_dataframe(
+        text_table,
+        store.text_embeddings_schema(backbone.info, TOKENS),
+        paths["embeddings"] / "texts.parquet",
+    )
+    torch.manual_seed(0)
+    Splitter(SplitterConfig(dim=DIM, text_length=TOKENS)).save(paths["models"] / "splitter")
+    train = [c for c, row in zip(clip_ids, manifest_rows, strict=True) if row["split"] == "train"]
+    train_frames = embeds.reshape(len(clip_ids), frames_per_clip, DIM)[
+        [clip_ids.index(c) for c in train]
+    ]
+    save_baselines(
+        fit_baselines(train_frames, torch.full((len(train),), frames_per_clip)),
+        paths["models"] / "baselines",
+    )
+    return paths
+
+
+def generate(paths: dict[str, Path], out: Path, params):
+    return run_generate(
+        paths["manifest"],
+        paths["embeddings"],
+        paths["models"],
+        paths["frames"],
+        out,
+        params,
+        progress=False,
+    )
+
+
+@pytest.fixture
+def fake_backbone(monkeypatch: pytest.MonkeyPatch) -> FakeBackbone:
+    backbone = FakeBackbone()
+    monkeypatch.setattr(
+        nextframe.backbones, "load_backbone", lambda params: backbone, raising=False
+    )
+    return backbone
+
+
+PARAMS = {
+    "generate": {"n_frames": 5, "prompts": ["a blue dot"], "size": 16, "steps": 2, "max_clips": 3},
+    "evaluate": {"horizon": 4, "bootstrap": 200, "contact_sheets": 2},
+}
+
+
+def test_generate_then_evaluate_write_every_output(
+    tmp_path: Path, fake_backbone: FakeBackbone
+) -> None:
+    paths = build_project(tmp_path, fake_backbone, {"train": 6, "val": 1, "test": 4})
+    params = parse_params(PARAMS)
+    out = tmp_path / "generated"
+    summary = generate(paths, out, params)
+    assert (summary.clips, summary.prompts) == (3, 1)  # max_clips of the 4 test clips
+
+    predictions = pq.read_table(out / "predictions.parquet")
+    assert predictions.schema.names == store.predictions_schema(fake_backbone.info).names
+    assert store.EmbeddingInfo.from_schema(predictions.schema) == fake_backbone.info
+    assert predictions.num_rows == 4 * 4 * 2 * 5  # (clips + prompt) x methods x rollouts x steps
+    frame = predictions.drop_columns(["embedding"]).to_pandas()
+    vectors = store.arrow_to_vectors(predictions.column("embedding"))
+    texts = store.read_text_embeddings(paths["embeddings"] / "texts.parquet")
+    prior = texts.prior_embed[texts.index()["clip08"]]
+    linear = torch.from_numpy(
+        vectors[
+            (
+                (frame.clip_id == "clip08")
+                & (frame.method == "linear")
+                & (frame.rollout == "chain")
+            ).to_numpy()
+        ]
+    )
+    torch.testing.assert_close(linear[0], prior)  # step 0 is the start: the prior embedding
+    # the saved linear baseline moves by m per unit rise, and one frame of a 5-frame clip is 1/4
+    m = load_baselines(paths["models"] / "baselines")["linear"].motion
+    torch.testing.assert_close(linear[2], prior + 2 * m / 4, atol=1e-5, rtol=1e-5)
+
+    clips = json.loads((out / "clips.json").read_text())["clips"]
+    assert [c["split"] for c in clips] == ["test"] * 3 + ["prompt"]
+    videos = sorted(p.relative_to(out / "videos").as_posix() for p in (out / "videos").rglob("*.*"))
+    assert (
+        len(videos) == summary.videos == 4 * 4 * 2 * 2 * 2
+    )  # clips x methods x rollouts x decoders x formats
+    assert (
+        "clip08/splitter_chain_diffusion.mp4" in videos
+        and "prompt-000/slerp_step_retrieval.gif" in videos
+    )
+    sheet = Image.open(out / "contact_sheets" / "clip08_retrieval.png")
+    assert sheet.size[1] == (1 + 8) * 16  # truth + 4 methods x 2 rollouts, 16 px rows
+    assert Image.open(out / "contact_sheets" / "prompt-000_diffusion.png").size[1] == 8 * 16
+
+    decoded = pq.read_table(out / "decoded.parquet")
+    assert decoded.num_rows == 4 * 4 * 2 * 2 * 5
+    metrics_dir = tmp_path / "metrics"
+    result = run_evaluate(paths["manifest"], paths["embeddings"], out, metrics_dir, params.evaluate)
+    written = json.loads((metrics_dir / "evaluate.json").read_text())
+    assert written == pytest.approx(result.metrics)
+    assert written["n_clips"] == 3
+    for method in params.generate.methods:
+        for kind in ("chain", "step"):
+            for h in range(1, 5):
+                for suffix in ("", ".ci_low", ".ci_high"):
+                    assert math.isfinite(written[f"{method}.{kind}.cos@{h}{suffix}"])
+            for decoder in ("retrieval", "diffusion"):
+                for metric in ("truth_cos", "consistency", "text_sim"):
+                    assert math.isfinite(written[f"{method}.{kind}.{decoder}.{metric}"])
+    # copy_start repeats the start, so its decoded video is perfectly consistent
+    assert written["copy_start.step.retrieval.consistency"] == pytest.approx(1.0)
+    header = (metrics_dir / "plots" / "cos_at_h.csv").read_text().splitlines()[0]
+    columns = [
+        f"{m}.{r}" for m in ("splitter", "copy_start", "linear", "slerp") for r in ("chain", "step")
+    ]
+    assert header.split(",") == ["h", *columns]
+    sheets = sorted(p.name for p in (metrics_dir / "plots" / "contact_sheets").iterdir())
+    assert sheets == [
+        "clip07_diffusion.png",
+        "clip07_retrieval.png",
+        "clip08_diffusion.png",
+        "clip08_retrieval.png",
+    ]
+
+
+def test_first_frame_start_and_val_fallback(tmp_path: Path, fake_backbone: FakeBackbone) -> None:
+    paths = build_project(tmp_path, fake_backbone, {"train": 4, "val": 2})
+    manifest = store.read_manifest(paths["manifest"])
+    images = store.read_image_embeddings(paths["embeddings"] / "images.parquet")
+    texts = store.read_text_embeddings(paths["embeddings"] / "texts.parquet")
+    assert held_out(manifest, images, texts, 0) == ("val", ["clip04", "clip05"])
+    params = parse_params(
+        {
+            "generate": {
+                "n_frames": 3,
+                "start": "first_frame",
+                "decoders": ["retrieval"],
+                "methods": ["copy_start"],
+                "rollouts": ["step"],
+            }
+        }
+    )
+    out = tmp_path / "generated"
+    generate(paths, out, params)
+    table = pq.read_table(out / "predictions.parquet")
+    vectors = torch.from_numpy(store.arrow_to_vectors(table.column("embedding")).copy())
+    first = images.embeddings[images.clip_slices()["clip04"].start]
+    torch.testing.assert_close(vectors[0], first)
+    torch.testing.assert_close(vectors[2], first)  # copy_start stays on the first true frame
+    with pytest.raises(UserError, match=r"generate\.methods"):
+        bad = parse_params({"generate": {"methods": ["nope"], "decoders": []}})
+        run_generate(
+            paths["manifest"],
+            paths["embeddings"],
+            paths["models"],
+            paths["frames"],
+            out,
+            bad,
+            progress=False,
+        )
+
+
+def test_evaluate_needs_generate_output(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="generate stage"):
+        run_evaluate(
+            tmp_path / "m.parquet",
+            tmp_path,
+            tmp_path / "generated",
+            tmp_path / "metrics",
+            EvaluateParams(),
+        )
+
+
+def test_tiny_backbone_diffusion_decode_keeps_latents_fixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the real tiny backbone: same embedding twice -> identical frames; sizes as asked."""
+    backbones = pytest.importorskip("nextframe.backbones")
+    if not hasattr(backbones, "load_backbone"):
+        pytest.skip("nextframe.backbones.load_backbone not available yet")
+    from nextframe.config import BackboneParams
+    from nextframe.decode import DiffusionDecoder
+
+    monkeypatch.setenv("NEXTFRAME_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    backbone = backbones.load_backbone(BackboneParams(name="tiny"))
+    embeds = backbone.encode_images([solid((200, 10, 10), 32), solid((10, 10, 200), 32)])
+    decoder = DiffusionDecoder(backbone, size=32, steps=2, guidance=4.0, seed=0, batch_size=2)
+    frames = decoder.decode(torch.cat([embeds[:1], embeds[:1], embeds[1:]]))
+    assert frames.shape == (3, 32, 32, 3) and frames.dtype == np.uint8
+    np.testing.assert_array_equal(frames[0], frames[1])  # same seed, same latents, same embedding
+    assert not np.array_equal(frames[0], frames[2])  # only the embedding changed

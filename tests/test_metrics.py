@@ -1,0 +1,144 @@
+"""Metrics against hand-computed values and independent references; the evaluate key set."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from nextframe.config import EvaluateParams
+from nextframe.errors import UserError
+from nextframe.evaluate import score, write_curves
+from nextframe.metrics import (
+    cos_at_h,
+    frame_consistency,
+    summarize,
+    text_frame_similarity,
+    truth_cosine,
+)
+
+E1, E2 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
+DIAGONAL = torch.tensor([1.0, 1.0])
+
+
+def test_cos_at_h_by_hand_with_missing_truth_as_nan() -> None:
+    # clip 0: steps e1, 3 e1, e1 + e2 vs truth e1, e1, e2 -> cos@1 = 1, cos@2 = 1/sqrt2
+    predicted = torch.stack(
+        [torch.stack([E1, 3 * E1, DIAGONAL]), torch.stack([E2, -E2, E2])]
+    )  # [2, 3, 2]
+    truth = torch.stack([torch.stack([E1, E1, E2]), torch.stack([E2, E2, torch.zeros(2)])])
+    n_truth = torch.tensor([3, 2])  # clip 1 has no frame 2
+    values = cos_at_h(predicted, truth, n_truth, horizon=3)
+    assert values.shape == (2, 3)
+    assert values[0, 0] == pytest.approx(1.0)
+    assert values[0, 1] == pytest.approx(1 / math.sqrt(2))
+    assert values[1, 0] == pytest.approx(-1.0)
+    assert math.isnan(values[1, 1])  # past clip 1's last frame
+    assert torch.isnan(values[:, 2]).all()  # past the rollout's last step
+
+
+def test_truth_cosine_averages_aligned_frames_only() -> None:
+    frames = torch.stack([torch.stack([E1, DIAGONAL, E2])])  # [1, 3, 2]
+    truth = torch.stack([torch.stack([E1, E1, E1])])
+    assert truth_cosine(frames, truth, torch.tensor([3]))[0] == pytest.approx(
+        (1 + 1 / math.sqrt(2) + 0) / 3
+    )
+    assert truth_cosine(frames, truth, torch.tensor([2]))[0] == pytest.approx(
+        (1 + 1 / math.sqrt(2)) / 2
+    )
+
+
+def test_frame_consistency_on_known_vectors() -> None:
+    # pairs of [e1, 2 e1, e2]: (0,1) = 1, (0,2) = 0, (1,2) = 0 -> mean 1/3; all equal -> 1
+    videos = torch.stack([torch.stack([E1, 2 * E1, E2]), torch.stack([E2, E2, 5 * E2])])
+    assert frame_consistency(videos).tolist() == pytest.approx([1 / 3, 1.0])
+    random = torch.randn(4, 5, 7, generator=torch.Generator().manual_seed(0))
+    unit = random / random.norm(dim=-1, keepdim=True)
+    reference = [
+        np.mean([float(unit[c, i] @ unit[c, j]) for i in range(5) for j in range(5) if i != j])
+        for c in range(4)
+    ]
+    assert frame_consistency(random).tolist() == pytest.approx(reference, abs=1e-6)
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        frame_consistency(random[:, :1])
+
+
+def test_text_frame_similarity_by_hand() -> None:
+    frames = torch.stack([torch.stack([E1, DIAGONAL])])
+    assert text_frame_similarity(torch.stack([2 * E1]), frames)[0] == pytest.approx(
+        (1 + 1 / math.sqrt(2)) / 2
+    )
+
+
+def test_bootstrap_interval_contains_mean_shrinks_and_matches_normal_theory() -> None:
+    generator = torch.Generator().manual_seed(1)
+    small = torch.randn(20, generator=generator) * 0.1 + 0.5
+    large = torch.randn(2000, generator=generator) * 0.1 + 0.5
+    few, many = summarize(small, 2000, 0.95, 0), summarize(large, 2000, 0.95, 0)
+    for result, values in ((few, small), (many, large)):
+        assert result.ci_low < result.mean < result.ci_high
+        assert result.mean == pytest.approx(float(values.double().mean()))
+    assert many.ci_high - many.ci_low < (few.ci_high - few.ci_low) / 4
+    # independent reference: the normal interval mean +- 1.96 sd / sqrt(n)
+    half_width = 1.96 * float(large.double().std()) / math.sqrt(len(large))
+    assert (many.ci_high - many.ci_low) / 2 == pytest.approx(half_width, rel=0.15)
+    assert summarize(small, 2000, 0.95, 0) == few  # seeded: same inputs, same interval
+
+
+def test_summarize_skips_nan_and_reports_empty() -> None:
+    values = torch.tensor([0.2, float("nan"), 0.4])
+    result = summarize(values, 500, 0.9, 3)
+    assert result.n == 2
+    assert result.mean == pytest.approx(0.3)
+    assert summarize(torch.tensor([float("nan")]), 500, 0.9, 3).n == 0
+
+
+def _rollouts(clips: int, steps: int, dim: int, seed: int) -> torch.Tensor:
+    return torch.randn(clips, steps, dim, generator=torch.Generator().manual_seed(seed))
+
+
+def test_score_has_every_documented_key_with_finite_values(tmp_path) -> None:
+    params = EvaluateParams(horizon=3, bootstrap=200)
+    truth = _rollouts(5, 4, 6, 0)
+    n_truth = torch.tensor([4, 4, 4, 4, 4])
+    predictions = {
+        (m, r): _rollouts(5, 4, 6, i) for i, (m, r) in enumerate([("a", "chain"), ("a", "step")])
+    }
+    decoded = {("a", "chain", "retrieval"): _rollouts(5, 4, 6, 9)}
+    summary = score(predictions, decoded, truth, n_truth, torch.randn(5, 6), params)
+    expected = {"n_clips"}
+    for name in ("a.chain", "a.step"):
+        values = [f"{name}.cos@{h}" for h in (1, 2, 3)] + [f"{name}.cos_mean"]
+        expected |= {f"{v}{s}" for v in values for s in ("", ".ci_low", ".ci_high")}
+    for metric in ("truth_cos", "consistency", "text_sim"):
+        expected |= {f"a.chain.retrieval.{metric}{s}" for s in ("", ".ci_low", ".ci_high")}
+    assert set(summary.metrics) == expected
+    assert all(math.isfinite(v) for v in summary.metrics.values())
+    assert all("@" not in key for key in summary.mlflow_metrics())
+    # the curve is the per-horizon mean, checked against a direct computation
+    direct = torch.nn.functional.cosine_similarity(
+        predictions[("a", "step")][:, 2], truth[:, 2], dim=-1
+    )
+    assert summary.curves["a.step"][1] == pytest.approx(float(direct.mean()), abs=1e-6)
+
+    write_curves(summary.curves, tmp_path / "cos_at_h.csv")
+    with (tmp_path / "cos_at_h.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["h"] for row in rows] == ["1", "2", "3"]
+    assert float(rows[0]["a.chain"]) == pytest.approx(summary.metrics["a.chain.cos@1"], rel=1e-5)
+
+
+def test_score_rejects_a_horizon_past_the_clips() -> None:
+    truth = _rollouts(2, 3, 4, 0)
+    with pytest.raises(UserError, match=r"evaluate\.horizon"):
+        score(
+            {("a", "step"): _rollouts(2, 3, 4, 1)},
+            {},
+            truth,
+            torch.tensor([3, 3]),
+            torch.randn(2, 4),
+            EvaluateParams(horizon=5),
+        )

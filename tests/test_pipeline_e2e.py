@@ -1,0 +1,159 @@
+"""The whole pipeline through DVC, the way a user runs it, in a temporary copy of the repo.
+
+One module-scoped `dvc repro` on the embedded defaults feeds every test here: the metrics
+it wrote, a second repro that must do nothing, what a params change would rerun, and
+sharing outputs through a DVC remote into a second clone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "nextframe tests",
+    "GIT_AUTHOR_EMAIL": "tests@nextframe.invalid",
+    "GIT_COMMITTER_NAME": "nextframe tests",
+    "GIT_COMMITTER_EMAIL": "tests@nextframe.invalid",
+}
+STAGES = ["download", "select_frames", "embed", "train", "generate", "evaluate"]
+
+
+def run(args: list[str], cwd: Path, timeout: float = 900) -> str:
+    """Run a command, failing the test with its whole output if it fails."""
+    env = {**os.environ, **GIT_IDENTITY}
+    result = subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{' '.join(args)} failed ({result.returncode}):\n{output}"
+    return output
+
+
+def tracked_files() -> list[str]:
+    listing = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [name for name in listing.split("\0") if name and (REPO / name).is_file()]
+
+
+def copy_repo(destination: Path) -> Path:
+    """What a fresh clone holds (no data/, models/, mlflow.db), as a new git repository."""
+    for name in tracked_files():
+        target = destination / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+    (destination / "dvc.lock").unlink(missing_ok=True)  # start from nothing, as on a new box
+    run(["git", "init", "-q", "-b", "main"], destination)
+    run(["git", "add", "-A"], destination)
+    run(["git", "commit", "-q", "-m", "copy"], destination)
+    return destination
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = copy_repo(tmp_path_factory.mktemp("repo"))
+    output = run(["dvc", "repro"], workdir, timeout=1500)
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in output
+    run(["git", "add", "-A"], workdir)
+    run(["git", "commit", "-q", "-m", "reproduced"], workdir)
+    return workdir
+
+
+def test_repro_writes_finite_metrics_and_splitter_beats_copy_start(reproduced: Path) -> None:
+    metrics = json.loads((reproduced / "metrics" / "evaluate.json").read_text())
+    assert metrics, "evaluate.json is empty"
+    for key, value in metrics.items():
+        assert isinstance(value, (int, float)) and math.isfinite(value), key
+    for method in ("splitter", "copy_start", "linear", "slerp"):
+        for rollout in ("chain", "step"):
+            for h in (1, 8):
+                assert f"{method}.{rollout}.cos@{h}" in metrics
+    assert metrics["splitter.step.cos@1"] > metrics["copy_start.step.cos@1"]
+    train = json.loads((reproduced / "metrics" / "train.json").read_text())
+    assert all(math.isfinite(v) for v in train.values() if isinstance(v, (int, float)))
+    assert (reproduced / "metrics" / "plots" / "cos_at_h.csv").stat().st_size > 0
+    assert (reproduced / "metrics" / "plots" / "train_loss.csv").stat().st_size > 0
+    assert any((reproduced / "data" / "generated" / "videos").rglob("*.gif"))
+    assert any((reproduced / "data" / "generated" / "videos").rglob("*.mp4"))
+    assert (reproduced / "mlflow.db").stat().st_size > 0 or os.environ.get("MLFLOW_TRACKING_URI")
+
+
+def test_second_repro_does_nothing(reproduced: Path) -> None:
+    output = run(["dvc", "repro"], reproduced)
+    assert "Running stage" not in output
+    assert "up to date" in output.lower()
+    assert "up to date" in run(["dvc", "status"], reproduced).lower()
+
+
+def test_changing_k_reruns_select_frames_and_after_but_not_download(reproduced: Path) -> None:
+    params_path = reproduced / "params.yaml"
+    original = params_path.read_text()
+    params = yaml.safe_load(original)
+    params["select_frames"]["k"] += 1
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        output = run(["dvc", "repro", "--dry"], reproduced)
+    finally:
+        params_path.write_text(original)
+    assert "Running stage 'download'" not in output
+    for stage in STAGES[1:]:
+        assert f"Running stage '{stage}'" in output
+
+
+def test_bad_params_value_fails_with_its_dotted_key(reproduced: Path) -> None:
+    params_path = reproduced / "params.yaml"
+    original = params_path.read_text()
+    params = yaml.safe_load(original)
+    params["select_frames"]["method"] = "random"
+    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        result = subprocess.run(
+            ["python", "stages/select_frames.py", "data/raw/manifest.parquet", "/tmp/unused"],
+            cwd=reproduced,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        params_path.write_text(original)
+    assert result.returncode == 2
+    assert "select_frames.method" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_push_pull_through_a_local_remote_gives_identical_outputs(
+    reproduced: Path, tmp_path: Path
+) -> None:
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "-d", "-f", "shared", str(remote)], reproduced)
+    run(["git", "commit", "-q", "-am", "add remote"], reproduced)
+    run(["dvc", "push"], reproduced)
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(reproduced), str(clone)], tmp_path)
+    run(["dvc", "pull"], clone)
+    for folder in ("data/raw", "data/frames", "data/embeddings", "data/generated", "models"):
+        originals = sorted(
+            p.relative_to(reproduced) for p in (reproduced / folder).rglob("*") if p.is_file()
+        )
+        assert originals, folder
+        for relative in originals:
+            assert (clone / relative).read_bytes() == (reproduced / relative).read_bytes(), relative
+    status = run(["dvc", "status"], clone).lower()
+    assert "up to date" in status

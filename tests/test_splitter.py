@@ -1,0 +1,145 @@
+"""The splitter network: shapes, size, outputs, and safetensors round trips."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from nextframe.config import SplitterParams
+from nextframe.model.splitter import Splitter, SplitterConfig, SplitterPredictor, count_parameters
+
+
+def make(
+    variant: str = "seed", output: str = "velocity", dim: int = 24, text_length: int = 5
+) -> Splitter:
+    params = SplitterParams(variant=variant, output=output)
+    torch.manual_seed(0)
+    return Splitter(SplitterConfig.from_params(params, dim=dim, text_length=text_length))
+
+
+def inputs(batch: int = 4, dim: int = 24, text_length: int = 5):
+    generator = torch.Generator().manual_seed(1)
+    return (
+        torch.randn(batch, text_length, dim, generator=generator),
+        torch.randn(batch, dim, generator=generator),
+        torch.linspace(-1, 1, batch),
+    )
+
+
+@pytest.mark.parametrize("variant", ["seed", "increment"])
+@pytest.mark.parametrize("output", ["target", "residual", "velocity"])
+def test_shapes_and_gradients(variant: str, output: str) -> None:
+    model = make(variant, output)
+    hidden, start, rise = inputs()
+    predicted = model(hidden, start, rise)
+    assert predicted.shape == (4, 24)
+    predicted.square().sum().backward()
+    for name, parameter in model.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+
+
+def test_seed_size_at_kandinsky_dimensions() -> None:
+    """About 1.8M parameters at D = 1280, T = 77, almost all of them the start map."""
+    model = make(dim=1280, text_length=77)
+    total = count_parameters(model)
+    assert 1_600_000 < total < 2_000_000
+    assert count_parameters(model.mix) < 30_000  # the token mixer does not grow with D
+    layers = [m for m in model.mix if isinstance(m, torch.nn.Linear)]
+    assert [layer.out_features for layer in layers] == [128, 64, 32, 16, 8, 4, 2, 1]
+    assert layers[0].in_features == 77 + 2
+    norms = [m for m in model.mix if isinstance(m, torch.nn.LayerNorm)]
+    assert [n.normalized_shape[0] for n in norms] == [32, 8]
+    assert all(not n.elementwise_affine for n in norms)
+
+
+def test_mixing_weights_are_shared_by_all_channels() -> None:
+    """Permuting channels of text, start token and rise token permutes the output."""
+    model = make(output="target").eval()
+    hidden, start, rise = inputs()
+    permutation = torch.randperm(24, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        # make the start and rise maps commute with the permutation: identity / constant rows
+        model.start_proj.weight.copy_(torch.eye(24))
+        model.start_proj.bias.zero_()
+        model.rise_proj.weight.fill_(0.7)
+        model.rise_proj.bias.fill_(0.1)
+        plain = model(hidden, start, rise)
+        permuted = model(hidden[..., permutation], start[:, permutation], rise)
+    torch.testing.assert_close(permuted, plain[:, permutation])
+
+
+def test_outputs() -> None:
+    hidden, start, rise = inputs()
+    velocity = make(output="velocity").eval()
+    with torch.no_grad():
+        at_zero = velocity(hidden, start, torch.zeros(4))
+        assert torch.equal(at_zero, start)  # no time, no change
+        target = make(output="target").eval()(hidden, start, rise)
+        residual = make(output="residual").eval()(hidden, start, rise)
+        moved = velocity(hidden, start, rise)
+    torch.testing.assert_close(residual - start, target)  # same weights (same seed), same mix
+    torch.testing.assert_close(moved - start, rise.unsqueeze(-1) * target)
+
+
+def test_increment_variant_adds_a_step_embedding_to_every_token() -> None:
+    model = make("increment", "target").eval()
+    hidden, start, rise = inputs()
+    with torch.no_grad():
+        model.step_embed.weight.zero_()
+        model.step_embed.bias.zero_()
+        without = model(hidden, start, rise)
+        model.step_embed.bias.fill_(0.5)
+        shifted = model(hidden, start, rise)
+        expected = make("increment", "target").eval()
+        expected.load_state_dict(model.state_dict())
+        expected.step_embed.bias.zero_()
+        manual = expected(hidden + 0.5, start, rise)
+    assert not torch.allclose(without, shifted)
+    torch.testing.assert_close(shifted, manual)
+
+
+def test_eval_is_deterministic_and_train_uses_dropout() -> None:
+    model = make()
+    hidden, start, rise = inputs()
+    model.eval()
+    torch.testing.assert_close(model(hidden, start, rise), model(hidden, start, rise))
+    model.train()
+    assert not torch.allclose(model(hidden, start, rise), model(hidden, start, rise))
+
+
+@pytest.mark.parametrize("variant", ["seed", "increment"])
+def test_save_load_round_trip_without_pickle(tmp_path: Path, variant: str) -> None:
+    model = make(variant).eval()
+    model.save(tmp_path / "splitter")
+    files = sorted(p.name for p in (tmp_path / "splitter").iterdir())
+    assert files == ["config.json", "model.safetensors"]
+    config = json.loads((tmp_path / "splitter" / "config.json").read_text())
+    assert config["dim"] == 24 and config["text_length"] == 5 and config["variant"] == variant
+    # safetensors: an 8-byte little-endian header length, then a JSON header
+    raw = (tmp_path / "splitter" / "model.safetensors").read_bytes()
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
+    assert "start_proj.weight" in header
+    loaded = Splitter.load(tmp_path / "splitter")
+    assert not loaded.training
+    hidden, start, rise = inputs()
+    torch.testing.assert_close(loaded(hidden, start, rise), model(hidden, start, rise))
+    predictor = SplitterPredictor(loaded)
+    assert predictor.name == "splitter"
+    torch.testing.assert_close(
+        predictor.predict(hidden.half(), start, rise), model(hidden.half().float(), start, rise)
+    )
+
+
+def test_load_missing_files_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"config.json|model.safetensors"):
+        Splitter.load(tmp_path / "nothing")
+
+
+def test_bad_config_is_refused() -> None:
+    with pytest.raises(ValueError, match="variant"):
+        Splitter(SplitterConfig(dim=4, text_length=2, variant="attention"))
+    with pytest.raises(ValueError, match="last width must be 1"):
+        SplitterParams(widths=[8, 2])

@@ -1,0 +1,386 @@
+"""Training: per-mode inputs, schedule, determinism, early stopping, and proof that it learns.
+
+The proof uses embedding tables built here with the store's schemas: each clip's frame
+embeddings rotate away from its first frame towards a motion direction at a speed that
+the caption names, and the caption's hidden states carry that velocity (as CLIP's
+contextual token states would). The baselines can only extrapolate the mean motion over
+eight directions; a splitter that reads the caption must do clearly better.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from nextframe import store
+from nextframe.config import TrainParams
+from nextframe.errors import UserError
+from nextframe.model import load_predictors
+from nextframe.model.losses import probe_vector
+from nextframe.model.rotation import blend, cosine, rotate_by
+from nextframe.model.splitter import Splitter, SplitterConfig
+from nextframe.model.training import (
+    MODES,
+    ClipSet,
+    evaluate_loss,
+    load_dataset,
+    lr_factor,
+    make_inputs,
+    plan_rows,
+    sample_frames,
+    train_splitter,
+)
+
+DIM, TEXT_LENGTH = 32, 8
+MOTIONS = ("left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right")
+SPEEDS = {"slowly": 0.2, "quickly": 0.5}  # radians over the whole clip
+
+
+def write_synthetic_tables(
+    root: Path, n_clips: int = 48, n_frames: int = 8, seed: int = 0
+) -> tuple[Path, Path]:
+    """manifest.parquet and embeddings/{images,texts}.parquet for clips with known motion."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def vector() -> torch.Tensor:
+        return torch.randn(DIM, generator=generator) / DIM**0.5
+
+    def pick(options):
+        return options[int(torch.randint(len(options), (1,), generator=generator))]
+
+    words = {
+        w: vector()
+        for w in ("bos", "eos", "pad", "red", "green", "blue", "circle", "square", "star")
+    }
+    words.update({s: vector() for s in SPEEDS})
+    directions = {m: vector() for m in MOTIONS}
+    manifest, image_rows, text_rows = [], [], []
+    scale = 5.0  # raw embeddings are not unit length
+    rise = torch.arange(n_frames) / (n_frames - 1)
+    for index in range(n_clips):
+        color, shape = pick(("red", "green", "blue")), pick(("circle", "square", "star"))
+        motion, speed = pick(MOTIONS), pick(tuple(SPEEDS))
+        omega = SPEEDS[speed]
+        first = words[color] + words[shape] + 0.3 * vector()
+        frames = rotate_by(first.expand(n_frames, DIM), first, directions[motion], omega * rise)
+        frames = scale * (
+            frames + 0.02 * torch.randn(n_frames, DIM, generator=generator) / DIM**0.5
+        )
+        velocity = omega * directions[motion]
+        tokens = [
+            words["bos"],
+            words[color],
+            words[shape],
+            velocity,
+            words[speed] + velocity,
+            words["eos"],
+        ]
+        tokens += [words["pad"]] * (TEXT_LENGTH - len(tokens))
+        hidden = torch.stack(tokens) + 0.01 * torch.randn(TEXT_LENGTH, DIM, generator=generator)
+        prior = frames[0] + 0.05 * scale * vector()
+        clip_id = f"clip{index:03d}"
+        split = {1: "val", 2: "test"}.get(index % 6, "train")
+        caption = f"a {color} {shape} moves {motion} {speed}"
+        manifest.append((clip_id, "synthetic", caption, motion, split, f"{clip_id}.mp4", "", "ok"))
+        text_rows.append((clip_id, caption, hidden.mean(0), prior, hidden))
+        image_rows += [(clip_id, k, k / 8.0, frames[k]) for k in range(n_frames)]
+    info = store.EmbeddingInfo(backbone="synthetic-test", model_ids={"none": "none"}, dim=DIM)
+    manifest_path = root / "manifest.parquet"
+    store.write_dataframe(
+        pd.DataFrame(manifest, columns=store.MANIFEST_SCHEMA.names),
+        store.MANIFEST_SCHEMA,
+        manifest_path,
+    )
+    embeddings = root / "embeddings"
+    images = pa.table(
+        {
+            "clip_id": [r[0] for r in image_rows],
+            "k": pa.array([r[1] for r in image_rows], pa.int32()),
+            "t_seconds": [r[2] for r in image_rows],
+            "embedding": store.vectors_to_arrow(
+                torch.stack([r[3] for r in image_rows]), pa.float32()
+            ),
+        },
+        schema=store.image_embeddings_schema(info),
+    )
+    store.write_table(images, embeddings / "images.parquet")
+    texts = pa.table(
+        {
+            "clip_id": [r[0] for r in text_rows],
+            "caption": [r[1] for r in text_rows],
+            "text_embed": store.vectors_to_arrow(
+                torch.stack([r[2] for r in text_rows]), pa.float32()
+            ),
+            "prior_embed": store.vectors_to_arrow(
+                torch.stack([r[3] for r in text_rows]), pa.float32()
+            ),
+            "hidden_states": store.vectors_to_arrow(
+                torch.stack([r[4] for r in text_rows]), pa.float16()
+            ),
+        },
+        schema=store.text_embeddings_schema(info, TEXT_LENGTH),
+    )
+    store.write_table(texts, embeddings / "texts.parquet")
+    return manifest_path, embeddings
+
+
+def small_clip_set(n_frames: list[int], seed: int = 0) -> ClipSet:
+    generator = torch.Generator().manual_seed(seed)
+    count, width = len(n_frames), max(n_frames)
+    frames = torch.randn(count, width, DIM, generator=generator)
+    for row, n in enumerate(n_frames):
+        frames[row, n:] = 0
+    # the prior resembles the first frame and the text resembles the prior, so both
+    # blends (weights are clamped cosines) really move something
+    prior = frames[:, 0] + 0.5 * torch.randn(count, DIM, generator=generator)
+    return ClipSet(
+        clip_ids=[f"c{i}" for i in range(count)],
+        hidden_states=torch.randn(count, TEXT_LENGTH, DIM, generator=generator),
+        prior_embed=prior,
+        text_embed=prior + torch.randn(count, DIM, generator=generator),
+        frames=frames,
+        n_frames=torch.tensor(n_frames),
+    )
+
+
+def small_model(seed: int = 0) -> Splitter:
+    torch.manual_seed(seed)
+    return Splitter(
+        SplitterConfig(dim=DIM, text_length=TEXT_LENGTH, widths=[16, 8, 1], norm_after=[8])
+    )
+
+
+# ---------------------------------------------------------------------------- sampling
+
+
+def test_sample_frames_keeps_ends_in_time_order() -> None:
+    n_frames = torch.tensor([2, 5, 30, 30])
+    positions, count = sample_frames(
+        n_frames, max_frames=15, generator=torch.Generator().manual_seed(0)
+    )
+    assert count.tolist() == [2, 5, 15, 15]
+    for row, n in enumerate(n_frames.tolist()):
+        picked = positions[row, : count[row]].tolist()
+        assert picked[0] == 0 and picked[-1] == n - 1
+        assert picked == sorted(set(picked))
+        assert all(0 <= p < n for p in picked)
+    # The middle frames are random: two epochs draw different ones.
+    again, _ = sample_frames(n_frames, 15, torch.Generator().manual_seed(1))
+    assert not torch.equal(positions[2], again[2])
+
+
+def test_each_mode_has_its_documented_start_target_and_rise() -> None:
+    clips = small_clip_set([6, 9, 4])
+    model = small_model()
+    model.train()
+    q = 1.5
+    plan = plan_rows(clips, MODES, max_frames=15, generator=torch.Generator().manual_seed(3))
+    inputs = make_inputs(clips, plan, model, blend_q=q)
+    assert model.training  # the diff mode's eval-mode prediction does not leave the model in eval
+    last = (clips.n_frames[plan.clip] - 1).float()
+    prior, first = clips.prior_embed[plan.clip], clips.frames[plan.clip, 0]
+    target_frames = clips.frames[plan.clip, plan.target]
+    torch.testing.assert_close(inputs.target, target_frames)
+    seen = {}
+    for code, mode in enumerate(MODES):
+        rows = plan.mode == code
+        seen[mode] = int(rows.sum())
+        rise = inputs.rise[rows]
+        start = inputs.start[rows]
+        torch.testing.assert_close(rise, (plan.target[rows] - plan.base[rows]).float() / last[rows])
+        if mode == "normal":
+            assert (plan.base[rows] == 0).all() and (rise >= 0).all() and (rise <= 1).all()
+            torch.testing.assert_close(start, prior[rows])
+            # start = p: the text tokens are not moved
+            torch.testing.assert_close(
+                inputs.hidden_states[rows], clips.hidden_states[plan.clip[rows]]
+            )
+        elif mode == "back":
+            assert (plan.base[rows] == last[rows].long()).all()
+            assert (rise < 0).all() and (rise >= -1).all()
+            torch.testing.assert_close(start, clips.frames[plan.clip[rows], plan.base[rows]])
+        else:
+            assert (plan.target[rows] > plan.base[rows]).all()
+            assert (rise > 0).all() and (rise <= 1).all()
+        if mode == "rotation":
+            base_frames = clips.frames[plan.clip[rows], plan.base[rows]]
+            expected = blend(
+                prior[rows], cosine(first[rows], prior[rows]), first[rows], base_frames, q
+            )
+            torch.testing.assert_close(start, expected)
+            moved = plan.base[rows] > 0
+            assert moved.any() and (start[moved] - prior[rows][moved]).norm(dim=-1).min() > 0.1
+        if mode == "diff":
+            model.eval()
+            with torch.no_grad():
+                own = model(
+                    clips.hidden_states[plan.clip[rows]],
+                    prior[rows],
+                    plan.base[rows].float() / last[rows],
+                )
+            torch.testing.assert_close(start, own)  # the model's own prediction of frame s
+            assert not start.requires_grad
+        if mode != "normal":
+            # every text token follows the start: blend(h, cos(p, text), rot(p -> start))
+            text = clips.text_embed[plan.clip[rows]]
+            hidden = clips.hidden_states[plan.clip[rows]]
+            expected_hidden = blend(
+                hidden,
+                cosine(prior[rows], text).unsqueeze(1),
+                prior[rows].unsqueeze(1),
+                start.unsqueeze(1),
+                q,
+            )
+            torch.testing.assert_close(inputs.hidden_states[rows], expected_hidden)
+            if mode != "rotation" or bool((plan.base[rows] > 0).all()):
+                assert (inputs.hidden_states[rows] - hidden).abs().amax() > 0.01
+    # normal: every sampled frame; back: all but the last; rotation/diff: all but frame 0
+    assert seen == {"normal": 19, "back": 16, "rotation": 16, "diff": 16}
+
+
+def test_modes_are_selectable() -> None:
+    clips = small_clip_set([5, 5])
+    plan = plan_rows(clips, ("back",), 15, torch.Generator().manual_seed(0))
+    assert (plan.mode == MODES.index("back")).all() and len(plan) == 8
+
+
+# ---------------------------------------------------------------------------- loop
+
+
+def test_lr_schedule() -> None:
+    assert lr_factor(0, 10, 100, "cosine") == pytest.approx(0.1)
+    assert lr_factor(9, 10, 100, "cosine") == pytest.approx(1.0)
+    assert lr_factor(10, 10, 100, "cosine") == pytest.approx(1.0)
+    assert lr_factor(55, 10, 100, "cosine") == pytest.approx(0.5)
+    assert lr_factor(100, 10, 100, "cosine") == pytest.approx(0.0)
+    assert lr_factor(80, 10, 100, "constant") == 1.0
+    assert lr_factor(0, 0, 100, "cosine") == pytest.approx(1.0)
+
+
+def _tiny_params(**overrides) -> TrainParams:
+    base = {
+        "splitter": {"widths": [16, 8, 1], "norm_after": [8]},
+        "epochs": 4,
+        "batch_size": 16,
+        "device": "cpu",
+    }
+    base.update(overrides)
+    return TrainParams.model_validate(base)
+
+
+def test_training_is_deterministic_and_keeps_the_best_epoch() -> None:
+    train_set, val_set = small_clip_set([6, 7, 5, 8], seed=1), small_clip_set([6, 6], seed=2)
+    params = _tiny_params()
+    logged: list[tuple[int, dict]] = []
+    first = train_splitter(
+        train_set, val_set, params, on_epoch=lambda m, step: logged.append((step, m))
+    )
+    second = train_splitter(train_set, val_set, params)
+    for name, tensor in first.model.state_dict().items():
+        assert torch.equal(tensor, second.model.state_dict()[name]), name
+    assert [step for step, _ in logged] == [1, 2, 3, 4]
+    assert {"train_mse", "train_cos", "train_rot", "val_total", "lr"} <= set(logged[0][1])
+    # The returned weights are the best epoch's: re-scoring them gives that epoch's val loss.
+    best = first.history[first.best_epoch - 1]
+    assert best["val_total"] == min(row["val_total"] for row in first.history)
+    val_plan = plan_rows(
+        val_set, MODES, params.max_frames_per_clip, torch.Generator().manual_seed(params.seed + 1)
+    )
+    rescored = evaluate_loss(first.model, val_set, val_plan, params, probe_vector(DIM))
+    assert rescored["total"] == pytest.approx(best["val_total"], rel=1e-5)
+
+
+def test_early_stopping_stops_after_patience() -> None:
+    train_set, val_set = small_clip_set([6, 7, 5, 8], seed=1), small_clip_set([6, 6], seed=2)
+    params = _tiny_params(epochs=30, patience=2, lr=0.5, lr_schedule="constant", warmup_epochs=0)
+    result = train_splitter(train_set, val_set, params)
+    assert len(result.history) == result.best_epoch + 2 < 30
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def test_load_dataset_splits_and_skips(tmp_path: Path) -> None:
+    manifest_path, embeddings = write_synthetic_tables(tmp_path, n_clips=12)
+    manifest = store.read_manifest(manifest_path)
+    manifest.loc[0, "status"] = "failed:http 404"
+    extra = manifest.iloc[[3]].assign(clip_id="no-embeddings", split="train")
+    store.write_dataframe(pd.concat([manifest, extra]), store.MANIFEST_SCHEMA, manifest_path)
+    dataset = load_dataset(manifest_path, embeddings)
+    assert dataset.skipped == {"not_ok": 1, "no_embeddings": 1, "under_2_frames": 0}
+    assert len(dataset.val) == 2 and len(dataset.train) == 12 - 2 - 2 - 1
+    assert dataset.train.hidden_states.dtype == torch.float32
+    assert dataset.train.hidden_states.shape[1:] == (TEXT_LENGTH, DIM)
+    assert "clip000" not in dataset.train.clip_ids
+
+
+def test_load_dataset_without_val_clips_says_what_to_do(tmp_path: Path) -> None:
+    manifest_path, embeddings = write_synthetic_tables(tmp_path, n_clips=6)
+    manifest = store.read_manifest(manifest_path).replace({"split": {"val": "train"}})
+    store.write_dataframe(manifest, store.MANIFEST_SCHEMA, manifest_path)
+    with pytest.raises(UserError, match=r"no usable val clips.*download.split"):
+        load_dataset(manifest_path, embeddings)
+
+
+# ---------------------------------------------------------------------------- the stage, end to end
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Run stages/train.py on the synthetic tables once (about 10 s on 2 CPU cores)."""
+    import importlib.util
+
+    root = tmp_path_factory.mktemp("train-stage")
+    manifest_path, embeddings = write_synthetic_tables(root)
+    (root / "params.yaml").write_text(yaml.safe_dump({"train": {"epochs": 30, "device": "cpu"}}))
+    spec = importlib.util.spec_from_file_location(
+        "train_stage", Path(__file__).parents[1] / "stages" / "train.py"
+    )
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    args = [str(manifest_path), str(embeddings), str(root / "models"), str(root / "metrics")]
+    result = CliRunner().invoke(stage.app, [*args, "--params", str(root / "params.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "validation change cosine" in result.output
+    return root
+
+
+def test_splitter_beats_the_baselines(trained: Path) -> None:
+    metrics = json.loads((trained / "metrics" / "train.json").read_text())
+    cosines = {name: values["all"] for name, values in metrics["val_change_cosine"].items()}
+    assert cosines["copy_start"] == 0.0  # no predicted change at all
+    assert cosines["splitter"] > 0.5
+    assert cosines["splitter"] > cosines["linear"] + 0.2
+    assert cosines["splitter"] > cosines["slerp"] + 0.2
+    for mode in MODES:
+        assert (
+            metrics["val_change_cosine"]["splitter"][mode]
+            > metrics["val_change_cosine"]["linear"][mode]
+        )
+
+
+def test_stage_outputs(trained: Path) -> None:
+    metrics = json.loads((trained / "metrics" / "train.json").read_text())
+    assert metrics["train_clips"] == 32 and metrics["val_clips"] == 8
+    assert set(metrics["val_loss"]) == {"mse", "cos", "rot", "total"}
+    curve = pd.read_csv(trained / "metrics" / "plots" / "train_loss.csv")
+    assert list(curve["epoch"]) == list(range(1, metrics["epochs_run"] + 1))
+    assert {"train_mse", "train_cos", "train_rot", "val_mse", "val_cos", "val_rot"} <= set(
+        curve.columns
+    )
+    assert curve["train_total"].iloc[-1] < curve["train_total"].iloc[0]
+    predictors = load_predictors(trained / "models", "cpu")
+    assert set(predictors) == {"splitter", "copy_start", "linear", "slerp"}
+    assert all(p.name == name for name, p in predictors.items())
+    hidden = torch.randn(3, TEXT_LENGTH, DIM)
+    start, rise = torch.randn(3, DIM), torch.tensor([0.0, 0.5, -0.5])
+    for predictor in predictors.values():
+        assert predictor.predict(hidden, start, rise).shape == (3, DIM)
+    torch.testing.assert_close(predictors["splitter"].predict(hidden, start, rise)[0], start[0])
