@@ -44,8 +44,10 @@ class SyntheticParams(Section):
     n_clips: PositiveInt = 48
     n_frames: Annotated[int, Field(ge=2)] = 24
     fps: PositiveFloat = 8.0
-    size: Annotated[int, Field(ge=16)] = 64
-    formats: list[Literal["mp4", "gif"]] = Field(default_factory=lambda: ["mp4", "gif"], min_length=1)
+    size: Annotated[int, Field(ge=32)] = 64  # decord cannot read smaller MP4s
+    formats: list[Literal["mp4", "gif"]] = Field(
+        default_factory=lambda: ["mp4", "gif"], min_length=1
+    )
 
 
 class HttpParams(Section):
@@ -78,7 +80,9 @@ class Ucf50Params(Section):
     classes: list[str] = Field(default_factory=list)
     caption_template: str = "a person doing {name}"
     clips_per_class: NonNegativeInt = 0
-    http: HttpParams = Field(default_factory=lambda: HttpParams(timeout_s=60.0, max_bytes=4_000_000_000))
+    http: HttpParams = Field(
+        default_factory=lambda: HttpParams(timeout_s=60.0, max_bytes=4_000_000_000)
+    )
 
 
 class FolderParams(Section):
@@ -126,7 +130,9 @@ class BackboneParams(Section):
 
 class SplitterParams(Section):
     variant: Literal["seed", "increment"] = "seed"
-    widths: list[PositiveInt] = Field(default_factory=lambda: [128, 64, 32, 16, 8, 4, 2, 1], min_length=1)
+    widths: list[PositiveInt] = Field(
+        default_factory=lambda: [128, 64, 32, 16, 8, 4, 2, 1], min_length=1
+    )
     norm_after: list[PositiveInt] = Field(default_factory=lambda: [32, 8])
     dropout: Fraction = 0.3
     # What the mixed vector m means: target (the seed: f = m), residual (f = start + m) or
@@ -136,7 +142,9 @@ class SplitterParams(Section):
     @model_validator(mode="after")
     def _mix_down_to_one(self) -> SplitterParams:
         if self.widths[-1] != 1:
-            raise ValueError(f"the last width must be 1 (mix down to one token), got {self.widths[-1]}")
+            raise ValueError(
+                f"the last width must be 1 (mix down to one token), got {self.widths[-1]}"
+            )
         return self
 
 
@@ -169,11 +177,17 @@ class TrainParams(Section):
 
 class GenerateParams(Section):
     n_frames: Annotated[int, Field(ge=2)] = 8
-    methods: list[str] = Field(default_factory=lambda: ["splitter", "copy_start", "linear", "slerp"], min_length=1)
-    rollouts: list[Literal["chain", "step"]] = Field(default_factory=lambda: ["chain", "step"], min_length=1)
+    methods: list[str] = Field(
+        default_factory=lambda: ["splitter", "copy_start", "linear", "slerp"], min_length=1
+    )
+    rollouts: list[Literal["chain", "step"]] = Field(
+        default_factory=lambda: ["chain", "step"], min_length=1
+    )
     start: Literal["prior", "first_frame"] = "prior"
     anchor: Literal["fixed", "moving"] = "fixed"
-    decoders: list[Literal["retrieval", "diffusion"]] = Field(default_factory=lambda: ["retrieval", "diffusion"])
+    decoders: list[Literal["retrieval", "diffusion"]] = Field(
+        default_factory=lambda: ["retrieval", "diffusion"]
+    )
     prompts: list[str] = Field(default_factory=list)
     max_clips: NonNegativeInt = 8
     steps: PositiveInt = 50

@@ -1,0 +1,83 @@
+"""``stages/download.py``: the Typer stage end to end on the synthetic source."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from nextframe.config import DownloadParams
+from nextframe.data import sources
+from nextframe.data.manifest import ManifestRow, SourceResult, failed
+from nextframe.store import MANIFEST_SCHEMA, read_manifest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "stages" / "download.py"
+SMALL = {"download": {"synthetic": {"n_clips": 6, "n_frames": 8, "size": 32}}}
+
+
+@pytest.fixture(scope="module")
+def stage():
+    spec = importlib.util.spec_from_file_location("download_stage", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def invoke(stage, out: Path, params: dict, tmp_path: Path):
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    return CliRunner().invoke(stage.app, [str(out), "--params", str(params_file)])
+
+
+def test_stage_writes_the_manifest_and_a_rerun_keeps_the_videos(stage, tmp_path: Path) -> None:
+    out = tmp_path / "raw"
+    result = invoke(stage, out, SMALL, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "download (synthetic): 6/6 clips ok" in result.output
+    manifest = read_manifest(out / "manifest.parquet")
+    assert list(manifest.columns) == MANIFEST_SCHEMA.names
+    assert set(manifest.status) == {"ok"} and set(manifest.split) == {"train", "val", "test"}
+    videos = sorted((out / "videos").iterdir())
+    assert len(videos) == 6 and {v.suffix for v in videos} == {".mp4", ".gif"}
+    mtimes = {video: video.stat().st_mtime_ns for video in videos}
+
+    again = invoke(stage, out, SMALL, tmp_path)
+    assert again.exit_code == 0, again.output
+    assert {video: video.stat().st_mtime_ns for video in videos} == mtimes
+    assert read_manifest(out / "manifest.parquet").equals(manifest)
+
+
+def test_a_bad_param_exits_2_with_its_dotted_key(stage, tmp_path: Path) -> None:
+    params = {"download": {"synthetic": {"n_clips": -1}}}
+    result = invoke(stage, tmp_path / "raw", params, tmp_path)
+    assert result.exit_code == 2
+    assert "download.synthetic.n_clips" in result.output
+    assert not (tmp_path / "raw").exists()
+
+
+def test_help_documents_every_source(stage) -> None:
+    result = CliRunner().invoke(stage.app, ["--help"])
+    assert result.exit_code == 0
+    for key in ("synthetic", "tgif", "ucf50", "folder", "split.val", "--params"):
+        assert key in result.output
+
+
+def test_summary_counts_failures_per_reason_and_split(monkeypatch, tmp_path: Path) -> None:
+    def row(clip_id: str, split: str, status: str = "ok") -> ManifestRow:
+        return ManifestRow(clip_id, "tgif", "a cat", "", split, f"{clip_id}.gif", "u", status)
+
+    rows = [row("a", "train"), row("b", "val"), row("c", "train", failed("http_404"))]
+    rows.append(row("d", "test", failed("http_404")))
+    fake = SourceResult(rows, metrics={"bytes": 10.0}, notes=["sample exhausted"])
+    monkeypatch.setattr(sources, "collect", lambda params, out_dir: fake)
+    summary = sources.download(DownloadParams(source="tgif"), tmp_path)
+    metrics = summary.metrics()
+    assert metrics["clips_total"] == 4 and metrics["clips_ok"] == 2
+    assert metrics["failed.http_404"] == 2 and metrics["bytes"] == 10.0
+    assert metrics["split.train"] == 1 and metrics["split.val"] == 1
+    assert "2/4 clips ok" in summary.describe() and "http_404: 2" in summary.describe()
+    assert summary.describe().endswith("; sample exhausted")
+    assert len(read_manifest(tmp_path / "manifest.parquet")) == 4
