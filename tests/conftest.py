@@ -11,6 +11,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import pytest
+
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="nextframe-tests-"))
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_SESSION_DIR / 'mlflow.db'}"
 os.environ.setdefault("NEXTFRAME_CACHE", str(_SESSION_DIR / "cache"))
@@ -23,3 +25,12 @@ os.environ["DVC_NO_ANALYTICS"] = "1"
 
 def pytest_sessionfinish(session, exitstatus) -> None:
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A download cache of this test's own: a URL (host:port) seen by an earlier test may
+    name different bytes now, so cached downloads must not leak between tests."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NEXTFRAME_CACHE", str(cache))
+    return cache

@@ -81,3 +81,19 @@ def test_summary_counts_failures_per_reason_and_split(monkeypatch, tmp_path: Pat
     assert "2/4 clips ok" in summary.describe() and "http_404: 2" in summary.describe()
     assert summary.describe().endswith("; sample exhausted")
     assert len(read_manifest(tmp_path / "manifest.parquet")) == 4
+
+
+def test_a_new_sample_prunes_the_clips_no_manifest_row_names(tmp_path: Path) -> None:
+    out = tmp_path / "raw"
+    first = DownloadParams.model_validate({**SMALL["download"], "seed": 0})
+    sources.download(first, out)
+    old_videos = set((out / "videos").iterdir())
+    (out / "videos" / "stray.txt").write_text("left by hand")
+
+    second = DownloadParams.model_validate({**SMALL["download"], "seed": 1})
+    summary = sources.download(second, out)
+    kept = set((out / "videos").iterdir())
+    listed = {out / path for path in read_manifest(out / "manifest.parquet").path}
+    assert kept == listed
+    assert not kept & old_videos
+    assert summary.metrics()["files_pruned"] == len(old_videos) + 1

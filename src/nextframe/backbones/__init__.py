@@ -37,7 +37,10 @@ def load_backbone(params: BackboneParams) -> Backbone:
     }
     if params.name == "tiny":
         prior_dir, decoder_dir = tiny.ensure_tiny()
-        model_ids = {"prior": f"{prior_dir.parent.name}/prior", "decoder": f"{prior_dir.parent.name}/decoder"}
+        model_ids = {
+            "prior": f"{prior_dir.parent.name}/prior",
+            "decoder": f"{prior_dir.parent.name}/decoder",
+        }
         return load_unclip(
             "tiny", str(prior_dir), str(decoder_dir), revision=None, model_ids=model_ids, **settings
         )

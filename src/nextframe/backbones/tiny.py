@@ -46,6 +46,7 @@ from transformers import (
 )
 
 from nextframe.backbones.vocabulary import WORDS, build_tokenizer
+from nextframe.cache import cache_root
 
 SEED = 0
 DIM = 64  # D: text hidden size == projection dim == image projection dim
@@ -161,10 +162,6 @@ def version() -> str:
         ],
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("NEXTFRAME_CACHE", Path.home() / ".cache" / "nextframe"))
 
 
 def tiny_dir() -> Path:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import torch
-from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline
+from diffusers import DiffusionPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline
 from PIL import Image
 from torch import Tensor
 
@@ -185,12 +185,16 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def load_pipeline(
-    pipeline_class, model: str, key: str, revision: str | None, dtype: torch.dtype
-):
+    pipeline_class: type[DiffusionPipeline],
+    model: str,
+    key: str,
+    revision: str | None,
+    dtype: torch.dtype,
+) -> DiffusionPipeline:
     """``pipeline_class.from_pretrained`` with an error that says which key to fix and how."""
     try:
-        return pipeline_class.from_pretrained(model, revision=revision, torch_dtype=dtype)
-    except (OSError, ValueError, EnvironmentError) as exc:
+        return pipeline_class.from_pretrained(model, revision=revision, dtype=dtype)
+    except (OSError, ValueError) as exc:
         raise UserError(
             f"could not load {key}={model!r} (revision {revision!r}): {exc}. Expected a Hugging "
             "Face hub id or a local folder laid out like the hub repository. Without hub access, "

@@ -11,6 +11,7 @@ tokens, so the text tower sees words rather than letters. The format is CLIP's e
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 
 from transformers import CLIPTokenizer
 
@@ -69,7 +70,7 @@ def learn_merges(words: tuple[str, ...]) -> list[tuple[str, str]]:
     spelled = [(*word[:-1], word[-1] + END_OF_WORD) for word in dict.fromkeys(words)]
     merges: list[tuple[str, str]] = []
     while True:
-        counts = Counter(pair for symbols in spelled for pair in zip(symbols, symbols[1:]))
+        counts = Counter(pair for symbols in spelled for pair in pairwise(symbols))
         if not counts:
             return merges
         best = min(counts, key=lambda pair: (-counts[pair], pair))
@@ -90,7 +91,9 @@ def merge_pair(symbols: tuple[str, ...], pair: tuple[str, str]) -> tuple[str, ..
     return tuple(merged)
 
 
-def build_vocabulary(words: tuple[str, ...] = WORDS) -> tuple[dict[str, int], list[tuple[str, str]]]:
+def build_vocabulary(
+    words: tuple[str, ...] = WORDS,
+) -> tuple[dict[str, int], list[tuple[str, str]]]:
     """(vocab, merges) in CLIP's layout: bytes, bytes + ``</w>``, merged symbols, specials."""
     byte_symbols = list(bytes_to_unicode().values())
     merges = learn_merges(words)

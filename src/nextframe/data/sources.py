@@ -84,6 +84,24 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
     return module.collect(params, out_dir)
 
 
+def prune_unlisted(out_dir: Path, listed: set[str]) -> int:
+    """Delete files that no manifest row names; returns how many.
+
+    ``data/raw`` persists between runs (dvc.yaml ``persist: true``) so that verified
+    downloads are not fetched again; without pruning, the clips of an earlier seed or
+    sample would linger in the DVC output and be pushed to the remote with it.
+    """
+    keep = {out_dir / MANIFEST, *(out_dir / path for path in listed)}
+    pruned = 0
+    for path in sorted(out_dir.rglob("*"), reverse=True):  # children before their folders
+        if path.is_file() and path not in keep:
+            path.unlink()
+            pruned += 1
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+    return pruned
+
+
 def download(params: DownloadParams, out_dir: Path) -> DownloadSummary:
     """Collect clips into ``out_dir`` and write ``out_dir/manifest.parquet``.
 
@@ -98,12 +116,13 @@ def download(params: DownloadParams, out_dir: Path) -> DownloadSummary:
     if duplicated:
         raise ValueError(f"source {params.source!r} returned duplicate clip ids {duplicated[:5]}")
     write_dataframe(frame, MANIFEST_SCHEMA, out_dir / MANIFEST)
+    pruned = prune_unlisted(out_dir, {row.path for row in result.rows if row.path})
     summary = DownloadSummary(
         source=params.source,
         statuses=result.status_counts(),
         ok_per_split=Counter(row.split for row in result.rows if row.status == OK),
         seconds=time.perf_counter() - started,
-        source_metrics=dict(result.metrics),
+        source_metrics={**result.metrics, "files_pruned": pruned},
         notes=list(result.notes),
     )
     if summary.statuses[OK] == 0:

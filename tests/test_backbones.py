@@ -1,0 +1,171 @@
+"""The backbone interface on the tiny backbone: shapes, determinism, no collapse, decoding.
+
+The tiny backbone runs every line the real Kandinsky 2.2 one runs (same classes, same
+loading code), so these tests cover ``kandinsky22`` too, through local folders.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nextframe.backbones import Backbone, load_backbone, tiny
+from nextframe.backbones.unclip import resolve_device, resolve_dtype
+from nextframe.config import BackboneParams
+from nextframe.errors import UserError
+
+CPU = BackboneParams(device="cpu", prior_steps=3)
+CAPTIONS = [
+    "a red circle moves from left to right on a gray background",
+    "a blue square grows on a black background",
+    "a green triangle rotates clockwise",
+]
+
+
+def scene(background: tuple, colour: tuple, centre: tuple[int, int], shape: str) -> Image.Image:
+    """A 64 px synthetic-like frame: one filled shape on a flat background."""
+    pixels = np.empty((64, 64, 3), np.uint8)
+    pixels[:] = background
+    rows, cols = np.mgrid[:64, :64]
+    x, y = centre
+    if shape == "circle":
+        mask = (cols - x) ** 2 + (rows - y) ** 2 < 100
+    else:
+        mask = (abs(cols - x) < 10) & (abs(rows - y) < 10)
+    pixels[mask] = colour
+    return Image.fromarray(pixels)
+
+
+SCENES = [
+    scene((128, 128, 128), (255, 0, 0), (16, 32), "circle"),
+    scene((128, 128, 128), (0, 0, 255), (48, 32), "square"),
+    scene((20, 20, 20), (0, 255, 0), (32, 16), "circle"),
+    scene((240, 240, 200), (255, 255, 0), (32, 48), "square"),
+    scene((0, 0, 128), (255, 128, 0), (20, 40), "square"),
+    scene((60, 120, 60), (255, 255, 255), (44, 20), "circle"),
+]
+
+
+@pytest.fixture(scope="module")
+def backbone() -> Backbone:
+    return load_backbone(CPU)
+
+
+def test_tiny_is_built_once_and_reused(backbone: Backbone, monkeypatch) -> None:
+    first = tiny.ensure_tiny()
+
+    def fail() -> None:
+        raise AssertionError("ensure_tiny rebuilt a backbone that was already cached")
+
+    monkeypatch.setattr(tiny, "build_prior", fail)
+    monkeypatch.setattr(tiny, "build_decoder", fail)
+    assert tiny.ensure_tiny() == first
+    assert first[0].parent == tiny.tiny_dir()
+    assert not [path for path in first[0].parent.parent.iterdir() if path.name.startswith(".")]
+
+
+def test_interface_shapes_and_info(backbone: Backbone) -> None:
+    assert (backbone.name, backbone.dim, backbone.text_length) == (
+        "tiny",
+        tiny.DIM,
+        tiny.TEXT_LENGTH,
+    )
+    assert backbone.info.backbone == "tiny" and backbone.info.dim == tiny.DIM
+    assert not backbone.info.normalized
+    image_embeds = backbone.encode_images(SCENES)
+    assert image_embeds.shape == (len(SCENES), tiny.DIM)
+    assert image_embeds.dtype == torch.float32 and torch.isfinite(image_embeds).all()
+    encoding = backbone.encode_texts(CAPTIONS)
+    assert encoding.text_embed.shape == (3, tiny.DIM)
+    assert encoding.hidden_states.shape == (3, tiny.TEXT_LENGTH, tiny.DIM)
+    assert encoding.prior_embed.shape == (3, tiny.DIM)
+    for tensor in (encoding.text_embed, encoding.hidden_states, encoding.prior_embed):
+        assert tensor.dtype == torch.float32 and torch.isfinite(tensor).all()
+    assert backbone.negative_embed().shape == (tiny.DIM,)
+
+
+def test_prior_embed_is_alive_and_follows_the_caption(backbone: Backbone) -> None:
+    prior_embed = backbone.encode_texts(CAPTIONS).prior_embed  # [3, D]
+    assert (prior_embed.norm(dim=1) > 1e-3).all()
+    unit = torch.nn.functional.normalize(prior_embed, dim=1)
+    cosines = unit @ unit.T
+    assert (cosines[~torch.eye(3, dtype=torch.bool)] < 0.99).all()
+
+
+def test_caption_encoding_does_not_depend_on_its_batch(backbone: Backbone) -> None:
+    together = backbone.encode_texts(CAPTIONS)
+    alone = backbone.encode_texts(CAPTIONS[1:2])
+    torch.testing.assert_close(alone.prior_embed[0], together.prior_embed[1])
+    torch.testing.assert_close(alone.hidden_states[0], together.hidden_states[1])
+
+
+def test_two_loads_give_identical_embeddings(backbone: Backbone) -> None:
+    again = load_backbone(CPU)
+    assert torch.equal(again.encode_images(SCENES), backbone.encode_images(SCENES))
+    assert torch.equal(
+        again.encode_texts(CAPTIONS).prior_embed, backbone.encode_texts(CAPTIONS).prior_embed
+    )
+
+
+def test_image_embeddings_do_not_collapse(backbone: Backbone) -> None:
+    """DESIGN.md: at the default initialisation every frame maps to one direction (0.997)."""
+    unit = torch.nn.functional.normalize(backbone.encode_images(SCENES), dim=1)
+    cosines = (unit @ unit.T)[~torch.eye(len(SCENES), dtype=torch.bool)]
+    assert cosines.mean() < 0.9
+    assert cosines.max() < 0.99
+
+
+def test_decode_size_and_determinism(backbone: Backbone) -> None:
+    image_embeds = backbone.encode_images(SCENES[:2])
+    settings = {"size": 32, "steps": 2, "guidance": 4.0, "seed": 7}
+    first = backbone.decode(image_embeds, **settings)
+    again = backbone.decode(image_embeds, **settings)
+    assert [image.size for image in first] == [(32, 32), (32, 32)]
+    assert all(isinstance(image, Image.Image) for image in first)
+    pixels = [np.asarray(image) for image in first]
+    assert all(np.array_equal(a, np.asarray(b)) for a, b in zip(pixels, again, strict=True))
+    assert not np.array_equal(pixels[0], pixels[1])
+
+
+def test_kandinsky22_loads_local_folders_like_tiny(backbone: Backbone) -> None:
+    prior_dir, decoder_dir = tiny.ensure_tiny()
+    params = CPU.model_copy(
+        update={
+            "name": "kandinsky22",
+            "prior_model": str(prior_dir),
+            "decoder_model": str(decoder_dir),
+        }
+    )
+    local = load_backbone(params)
+    assert local.name == "kandinsky22"
+    assert local.model_ids["prior"] == str(prior_dir)
+    assert torch.equal(local.encode_images(SCENES), backbone.encode_images(SCENES))
+    torch.testing.assert_close(
+        local.encode_texts(CAPTIONS).prior_embed, backbone.encode_texts(CAPTIONS).prior_embed
+    )
+
+
+def test_unknown_model_offline_names_the_key(tmp_path) -> None:
+    params = CPU.model_copy(
+        update={"name": "kandinsky22", "prior_model": "nextframe-tests/no-such-prior"}
+    )
+    with pytest.raises(UserError, match=r"backbone\.prior_model"):
+        load_backbone(params)
+    missing_folder = CPU.model_copy(
+        update={"name": "kandinsky22", "prior_model": str(tmp_path / "missing")}
+    )
+    with pytest.raises(UserError, match=r"backbone\.prior_model"):
+        load_backbone(missing_folder)
+
+
+def test_dtype_and_device_resolution(backbone: Backbone) -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_dtype("auto", cpu) == torch.float32
+    assert resolve_dtype("auto", cuda) == torch.float16
+    assert resolve_dtype("bfloat16", cpu) == torch.bfloat16
+    assert resolve_device("cpu") == cpu
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert backbone.device == cpu and backbone.dtype == torch.float32

@@ -1,0 +1,285 @@
+"""The embed stage on a few PNGs: tables, order, metadata, resume, atomicity, the CLI."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from nextframe import embed as embed_module
+from nextframe.backbones import Backbone, load_backbone
+from nextframe.backbones.unclip import UnclipBackbone
+from nextframe.config import BackboneParams
+from nextframe.embed import IMAGES_TABLE, TEXTS_TABLE, embed, prefetched
+from nextframe.errors import UserError
+from nextframe.store import (
+    FRAMES_SCHEMA,
+    MANIFEST_SCHEMA,
+    read_image_embeddings,
+    read_text_embeddings,
+    write_dataframe,
+)
+
+# 12 frames in batches of 5: batches cross clip boundaries and the last one is short.
+PARAMS = BackboneParams(device="cpu", batch_size=5, prior_steps=2)
+CLIPS = {"clip_b": 5, "clip_a": 4, "clip_c": 3}  # clip_id -> frames (unsorted on purpose)
+CAPTIONS = {
+    "clip_a": "a red circle moves from left to right on a gray background",
+    "clip_b": "a blue square grows on a black background",
+    "clip_c": "a green triangle rotates clockwise",
+    "clip_d": "a yellow star shrinks",
+}
+
+
+@pytest.fixture(scope="module")
+def backbone() -> Backbone:
+    return load_backbone(PARAMS)
+
+
+def frame_pixels(clip_index: int, k: int) -> np.ndarray:
+    """[64, 64, 3] a square that moves with k, in colours that change with the clip."""
+    pixels = np.empty((64, 64, 3), np.uint8)
+    pixels[:] = (40 * clip_index, 128, 255 - 40 * clip_index)
+    left = 6 + 10 * k
+    pixels[20:40, left : left + 16] = (255, 60 * k % 256, 0)
+    return pixels
+
+
+def write_frames(root: Path, clips: dict[str, int]) -> Path:
+    """PNGs under root/frames/<clip_id>/<k>.png and their frames.parquet (rows unsorted)."""
+    rows = []
+    for clip_index, (clip_id, count) in enumerate(clips.items()):
+        for k in reversed(range(count)):
+            path = Path(clip_id) / f"{k}.png"
+            (root / "frames" / clip_id).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(frame_pixels(clip_index, k)).save(root / "frames" / path)
+            rows.append(
+                {
+                    "clip_id": clip_id,
+                    "k": k,
+                    "frame_index": 2 * k,
+                    "t_seconds": k / 4,
+                    "score": float(k),
+                    "path": str(path),
+                }
+            )
+    frames_parquet = root / "frames" / "frames.parquet"
+    write_dataframe(pd.DataFrame(rows, columns=FRAMES_SCHEMA.names), FRAMES_SCHEMA, frames_parquet)
+    return frames_parquet
+
+
+def write_manifest(root: Path, captions: dict[str, str]) -> Path:
+    rows = [
+        {
+            "clip_id": clip_id,
+            "source": "synthetic",
+            "caption": caption,
+            "label": "",
+            "split": "train",
+            "path": f"{clip_id}.mp4",
+            "url": "",
+            "status": "ok",
+        }
+        for clip_id, caption in captions.items()
+    ]
+    manifest = root / "raw" / "manifest.parquet"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    write_dataframe(pd.DataFrame(rows, columns=MANIFEST_SCHEMA.names), MANIFEST_SCHEMA, manifest)
+    return manifest
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(manifest, frames.parquet, out_dir); clip_d is in the manifest but has no frames."""
+    return write_manifest(tmp_path, CAPTIONS), write_frames(tmp_path, CLIPS), tmp_path / "emb"
+
+
+def run(inputs: tuple[Path, Path, Path], **kwargs) -> embed_module.EmbedSummary:
+    return embed(*inputs, PARAMS, progress=False, **kwargs)
+
+
+def test_tables_match_direct_encoding_in_sorted_order(
+    inputs: tuple[Path, Path, Path], backbone: Backbone
+) -> None:
+    _, frames_parquet, out_dir = inputs
+    summary = run(inputs)
+    assert (summary.frames, summary.clips, summary.dim) == (12, 3, backbone.dim)
+    assert (summary.frames_encoded, summary.texts_encoded) == (12, 3)
+    assert set(summary.metrics()) >= {"frames", "clips", "seconds", "frames_per_s", "texts_per_s"}
+    assert "12 frames of 3 clips" in summary.describe()
+
+    raw = pq.read_table(out_dir / IMAGES_TABLE)  # the file itself is sorted, not only the reader
+    expected_order = [(c, k) for c in sorted(CLIPS) for k in range(CLIPS[c])]
+    assert list(zip(raw["clip_id"].to_pylist(), raw["k"].to_pylist(), strict=True)) == (
+        expected_order
+    )
+
+    images = read_image_embeddings(out_dir / IMAGES_TABLE)
+    assert images.info.backbone == "tiny" and images.info.dim == backbone.dim
+    assert images.info.model_ids == backbone.model_ids
+    assert images.embeddings.shape == (12, backbone.dim)
+    assert torch.equal(images.t_seconds, torch.tensor([k / 4 for _, k in expected_order]).double())
+    pngs = [Image.open(frames_parquet.parent / c / f"{k}.png") for c, k in expected_order]
+    torch.testing.assert_close(images.embeddings, backbone.encode_images(pngs))
+
+    texts = read_text_embeddings(out_dir / TEXTS_TABLE)
+    assert texts.clip_ids == sorted(CLIPS)
+    assert texts.captions == [CAPTIONS[c] for c in sorted(CLIPS)]
+    assert texts.info == images.info
+    reference = backbone.encode_texts(texts.captions)
+    torch.testing.assert_close(texts.prior_embed, reference.prior_embed)
+    torch.testing.assert_close(texts.text_embed, reference.text_embed)
+    assert texts.hidden_states.dtype == torch.float16
+    assert texts.hidden_states.shape == (3, backbone.text_length, backbone.dim)
+    torch.testing.assert_close(
+        texts.hidden_states.float(), reference.hidden_states, rtol=1e-2, atol=1e-2
+    )
+
+
+def test_without_prefetch_gives_the_same_tables(inputs: tuple[Path, Path, Path]) -> None:
+    run(inputs)
+    first = read_image_embeddings(inputs[2] / IMAGES_TABLE).embeddings
+    (inputs[2] / IMAGES_TABLE).unlink()
+    run(inputs, prefetch=0)
+    assert torch.equal(read_image_embeddings(inputs[2] / IMAGES_TABLE).embeddings, first)
+
+
+def test_prefetched_keeps_order_and_propagates_errors() -> None:
+    assert list(prefetched(range(7), lambda item: item * item, depth=3)) == [
+        item * item for item in range(7)
+    ]
+
+    def load(item: int) -> int:
+        if item == 4:
+            raise ValueError("broken frame")
+        return item
+
+    with pytest.raises(ValueError, match="broken frame"):
+        list(prefetched(range(7), load, depth=2))
+
+
+def count_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count rows the backbone encodes (images and captions) from now on."""
+    counts = {"frames": 0, "captions": 0}
+    encode_pixels, encode_texts = UnclipBackbone.encode_pixels, UnclipBackbone.encode_texts
+
+    def pixels_spy(self, pixels):
+        counts["frames"] += len(pixels)
+        return encode_pixels(self, pixels)
+
+    def texts_spy(self, captions):
+        counts["captions"] += len(captions)
+        return encode_texts(self, captions)
+
+    monkeypatch.setattr(UnclipBackbone, "encode_pixels", pixels_spy)
+    monkeypatch.setattr(UnclipBackbone, "encode_texts", texts_spy)
+    return counts
+
+
+def test_rerun_reuses_everything_and_rewrites_nothing(
+    inputs: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out_dir = inputs[2]
+    run(inputs)
+    stamps = {name: (out_dir / name).stat().st_mtime_ns for name in (IMAGES_TABLE, TEXTS_TABLE)}
+    counts = count_calls(monkeypatch)
+    summary = run(inputs)
+    assert counts == {"frames": 0, "captions": 0}
+    assert (summary.frames_encoded, summary.texts_encoded) == (0, 0)
+    assert {name: (out_dir / name).stat().st_mtime_ns for name in stamps} == stamps
+
+
+def test_rerun_encodes_only_what_changed(
+    inputs: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest, _, out_dir = inputs
+    run(inputs)
+    # clip_d gains frames, clip_c loses its frames, clip_b's first PNG and clip_a's caption change.
+    changed = {"clip_b": 5, "clip_a": 4, "clip_d": 2}
+    frames_parquet = write_frames(tmp_path, changed)
+    (tmp_path / "frames" / "clip_c" / "0.png").unlink()
+    Image.fromarray(frame_pixels(5, 3)).save(tmp_path / "frames" / "clip_b" / "0.png")
+    write_manifest(tmp_path, {**CAPTIONS, "clip_a": "a red circle shrinks"})
+    counts = count_calls(monkeypatch)
+    summary = embed(manifest, frames_parquet, out_dir, PARAMS, progress=False)
+    assert counts == {"frames": 5 + 2, "captions": 2}  # clip_b, clip_d; captions of a and d
+    assert (summary.frames_encoded, summary.texts_encoded) == (7, 2)
+
+    resumed_images = read_image_embeddings(out_dir / IMAGES_TABLE)
+    resumed_texts = read_text_embeddings(out_dir / TEXTS_TABLE)
+    fresh = embed(manifest, frames_parquet, tmp_path / "fresh", PARAMS, progress=False)
+    assert fresh.frames_encoded == 11
+    fresh_images = read_image_embeddings(tmp_path / "fresh" / IMAGES_TABLE)
+    fresh_texts = read_text_embeddings(tmp_path / "fresh" / TEXTS_TABLE)
+    assert resumed_images.clip_ids == fresh_images.clip_ids
+    torch.testing.assert_close(resumed_images.embeddings, fresh_images.embeddings)
+    assert resumed_texts.clip_ids == ["clip_a", "clip_b", "clip_d"]
+    assert resumed_texts.captions == fresh_texts.captions
+    torch.testing.assert_close(resumed_texts.prior_embed, fresh_texts.prior_embed)
+
+
+def test_other_prior_settings_reencode_captions_only(
+    inputs: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(inputs)
+    counts = count_calls(monkeypatch)
+    embed(*inputs, PARAMS.model_copy(update={"prior_steps": 3}), progress=False)
+    assert counts == {"frames": 0, "captions": 3}
+
+
+def test_interrupted_run_leaves_no_table(
+    inputs: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out_dir = inputs[2]
+    encode_pixels = UnclipBackbone.encode_pixels
+    calls = []
+
+    def fail_second_batch(self, pixels):
+        calls.append(len(pixels))
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return encode_pixels(self, pixels)
+
+    monkeypatch.setattr(UnclipBackbone, "encode_pixels", fail_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run(inputs)
+    assert calls == [5, 5]
+    assert list(out_dir.iterdir()) == []
+
+
+def test_bad_inputs_are_user_errors(inputs: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    _, frames_parquet, out_dir = inputs
+    write_manifest(tmp_path, {"clip_a": "only a"})
+    with pytest.raises(UserError, match=r"no manifest row.*'clip_b'"):
+        run(inputs)
+    write_manifest(tmp_path, CAPTIONS)
+    (frames_parquet.parent / "clip_c" / "2.png").unlink()
+    with pytest.raises(UserError, match=r"1 frame files are missing.*clip_c/2\.png"):
+        run(inputs)
+    assert not out_dir.exists()
+
+
+def test_stage_cli(inputs: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[1] / "stages" / "embed.py"
+    spec = importlib.util.spec_from_file_location("embed_stage", script)
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text("backbone:\n  device: cpu\n  batch_size: 5\n  prior_steps: 2\n")
+    arguments = [*map(str, inputs), "--params", str(params_file)]
+    result = CliRunner().invoke(stage.app, arguments)
+    assert result.exit_code == 0, result.output
+    assert "12 frames of 3 clips" in result.output
+    assert (inputs[2] / IMAGES_TABLE).exists() and (inputs[2] / TEXTS_TABLE).exists()
+
+    params_file.write_text("backbone:\n  name: kandinsky23\n")
+    result = CliRunner().invoke(stage.app, arguments)
+    assert result.exit_code == 2
+    assert "backbone.name" in result.output
