@@ -38,7 +38,7 @@ from diffusers import (
     VQModel,
 )
 from transformers import (
-    CLIPImageProcessor,
+    CLIPImageProcessorPil,
     CLIPTextConfig,
     CLIPTextModelWithProjection,
     CLIPVisionConfig,
@@ -141,7 +141,7 @@ DECODER_SCHEDULER_CONFIG = {  # as in kandinsky-2-2-decoder
     "steps_offset": 1,
     "thresholding": False,
 }
-BUILD_FORMAT = 1  # bump when the build procedure (not a config above) changes
+BUILD_FORMAT = 2  # bump when the build procedure (not a config above) changes
 
 
 def version() -> str:
@@ -191,7 +191,7 @@ def build_prior() -> KandinskyV22PriorPipeline:
         text_encoder=text_encoder,
         tokenizer=tokenizer,
         scheduler=UnCLIPScheduler(**PRIOR_SCHEDULER_CONFIG),
-        image_processor=CLIPImageProcessor(**IMAGE_PROCESSOR_CONFIG),
+        image_processor=CLIPImageProcessorPil(**IMAGE_PROCESSOR_CONFIG),
     )
 
 

@@ -19,11 +19,13 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import torch
 from diffusers import DiffusionPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline
 from PIL import Image
 from torch import Tensor
+from transformers import CLIPImageProcessorPil
 
 from nextframe.errors import UserError
 from nextframe.store import EmbeddingInfo
@@ -190,17 +192,31 @@ def load_pipeline(
     key: str,
     revision: str | None,
     dtype: torch.dtype,
+    **components: Any,
 ) -> DiffusionPipeline:
     """``pipeline_class.from_pretrained`` with an error that says which key to fix and how."""
     try:
-        return pipeline_class.from_pretrained(model, revision=revision, dtype=dtype)
+        return pipeline_class.from_pretrained(model, revision=revision, dtype=dtype, **components)
     except (OSError, ValueError) as exc:
-        raise UserError(
-            f"could not load {key}={model!r} (revision {revision!r}): {exc}. Expected a Hugging "
-            "Face hub id or a local folder laid out like the hub repository. Without hub access, "
-            f"copy the repository elsewhere (huggingface-cli download {model} --local-dir DIR) "
-            f"and set {key}: DIR in params.yaml"
-        ) from exc
+        raise loading_error(key, model, revision, exc) from exc
+
+
+def loading_error(key: str, model: str, revision: str | None, exc: Exception) -> UserError:
+    return UserError(
+        f"could not load {key}={model!r} (revision {revision!r}): {exc}. Expected a Hugging "
+        "Face hub id or a local folder laid out like the hub repository. Without hub access, "
+        f"copy the repository elsewhere (huggingface-cli download {model} --local-dir DIR) "
+        f"and set {key}: DIR in params.yaml"
+    )
+
+
+def load_image_processor(model: str, revision: str | None) -> CLIPImageProcessorPil:
+    try:
+        return CLIPImageProcessorPil.from_pretrained(
+            model, subfolder="image_processor", revision=revision
+        )
+    except (OSError, ValueError) as exc:
+        raise loading_error("backbone.prior_model", model, revision, exc) from exc
 
 
 def load_unclip(
@@ -220,7 +236,14 @@ def load_unclip(
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     prior = load_pipeline(
-        KandinskyV22PriorPipeline, prior_model, "backbone.prior_model", revision, torch_dtype
+        KandinskyV22PriorPipeline,
+        prior_model,
+        "backbone.prior_model",
+        revision,
+        torch_dtype,
+        # The PIL image processor everywhere: the same pixels, hence the same embeddings,
+        # whether or not torchvision happens to be installed.
+        image_processor=load_image_processor(prior_model, revision),
     ).to(torch_device)
 
     def load_decoder() -> KandinskyV22Pipeline:
