@@ -28,7 +28,7 @@ from nextframe.decode import RetrievalDecoder, contact_sheet
 from nextframe.errors import UserError
 from nextframe.evaluate import run_evaluate
 from nextframe.generate import Conditioning, rollout
-from nextframe.generate_stage import held_out, run_generate
+from nextframe.generate_stage import decode_distinct, held_out, run_generate
 from nextframe.model.baselines import fit_baselines, load_baselines, save_baselines
 from nextframe.model.splitter import Splitter, SplitterConfig
 
@@ -537,3 +537,46 @@ def test_tiny_backbone_diffusion_decode_keeps_latents_fixed(
     assert frames.shape == (3, 32, 32, 3) and frames.dtype == np.uint8
     np.testing.assert_array_equal(frames[0], frames[1])  # same seed, same latents, same embedding
     assert not np.array_equal(frames[0], frames[2])  # only the embedding changed
+
+
+class PixelDecoder:
+    """A decoder whose picture is a fixed function of the embedding, counting what it sees."""
+
+    name = "pixels"
+
+    def __init__(self) -> None:
+        self.rows_seen = 0
+
+    def decode(self, embeddings: Tensor) -> np.ndarray:
+        self.rows_seen += len(embeddings)
+        values = (embeddings[:, :3] * 40 + 128).clamp(0, 255).to(torch.uint8).numpy()
+        return np.broadcast_to(values[:, None, None, :], (len(embeddings), 4, 4, 3)).copy()
+
+
+class MeanColourBackbone:
+    def encode_images(self, images: list[Image.Image]) -> Tensor:
+        return torch.tensor(
+            np.stack([np.asarray(i, dtype=np.float32).mean((0, 1)) for i in images])
+        )
+
+
+def test_decode_distinct_decodes_each_vector_once_and_puts_every_row_back() -> None:
+    generator = torch.Generator().manual_seed(0)
+    shared = torch.randn(2, 4, 5, generator=generator)
+    predicted = {
+        ("copy_start", "chain"): shared,
+        ("copy_start", "step"): shared.clone(),  # a repeat, as for every baseline
+        ("splitter", "chain"): torch.randn(2, 4, 5, generator=generator),
+    }
+    decoder = PixelDecoder()
+    pictures, reencoded = decode_distinct(
+        decoder, predicted, MeanColourBackbone(), batch_size=3, progress=False
+    )
+    assert decoder.rows_seen == 16  # 8 shared + 8 splitter rows, not 24
+    for key, embeddings in predicted.items():
+        expected = PixelDecoder().decode(embeddings.reshape(-1, 5)).reshape(2, 4, 4, 4, 3)
+        assert np.array_equal(pictures[key], expected), key
+        expected_embeds = MeanColourBackbone().encode_images(
+            [Image.fromarray(p) for p in expected.reshape(-1, 4, 4, 3)]
+        )
+        assert torch.equal(reencoded[key], expected_embeds.reshape(2, 4, 3)), key
