@@ -15,6 +15,7 @@ from nextframe.evaluate import score, write_curves
 from nextframe.metrics import (
     cos_at_h,
     frame_consistency,
+    motion_at_h,
     summarize,
     text_frame_similarity,
     truth_cosine,
@@ -38,6 +39,35 @@ def test_cos_at_h_by_hand_with_missing_truth_as_nan() -> None:
     assert values[1, 0] == pytest.approx(-1.0)
     assert math.isnan(values[1, 1])  # past clip 1's last frame
     assert torch.isnan(values[:, 2]).all()  # past the rollout's last step
+
+
+def test_motion_at_h_against_a_loop_over_clips_and_steps() -> None:
+    generator = torch.Generator().manual_seed(3)
+    predicted = torch.randn(3, 5, 6, generator=generator, dtype=torch.float64)
+    truth = torch.randn(3, 4, 6, generator=generator, dtype=torch.float64)
+    n_truth = torch.tensor([4, 3, 4])
+    values = motion_at_h(predicted, truth, n_truth, horizon=4)
+    for clip in range(3):
+        for h in range(1, 5):
+            if h >= n_truth[clip] or h >= truth.shape[1]:
+                assert math.isnan(values[clip, h - 1])
+                continue
+            p = predicted[clip] / predicted[clip].norm(dim=-1, keepdim=True)
+            t = truth[clip] / truth[clip].norm(dim=-1, keepdim=True)
+            moved, true_moved = (p[h] - p[0]).numpy(), (t[h] - t[0]).numpy()
+            expected = moved @ true_moved / np.linalg.norm(moved) / np.linalg.norm(true_moved)
+            assert values[clip, h - 1] == pytest.approx(expected, abs=1e-12)
+
+
+def test_motion_at_h_scores_standing_still_zero_and_the_true_path_one() -> None:
+    truth = torch.stack([E1, DIAGONAL, E2]).unsqueeze(0)  # [1, 3, 2]
+    still = torch.stack([E1, E1, E1]).unsqueeze(0)
+    n_truth = torch.tensor([3])
+    assert torch.equal(
+        motion_at_h(still, truth, n_truth, 2), torch.zeros(1, 2, dtype=torch.float64)
+    )
+    on_path = motion_at_h(5 * truth, truth, n_truth, 2)  # scale does not matter
+    assert on_path == pytest.approx(torch.ones(1, 2, dtype=torch.float64))
 
 
 def test_truth_cosine_averages_aligned_frames_only() -> None:
@@ -111,7 +141,8 @@ def test_score_has_every_documented_key_with_finite_values(tmp_path) -> None:
     summary = score(predictions, decoded, truth, n_truth, torch.randn(5, 6), params)
     expected = {"n_clips"}
     for name in ("a.chain", "a.step"):
-        values = [f"{name}.cos@{h}" for h in (1, 2, 3)] + [f"{name}.cos_mean"]
+        values = [f"{name}.{m}@{h}" for m in ("cos", "motion") for h in (1, 2, 3)]
+        values += [f"{name}.cos_mean", f"{name}.motion_mean"]
         expected |= {f"{v}{s}" for v in values for s in ("", ".ci_low", ".ci_high")}
     for metric in ("truth_cos", "consistency", "text_sim"):
         expected |= {f"a.chain.retrieval.{metric}{s}" for s in ("", ".ci_low", ".ci_high")}

@@ -85,6 +85,7 @@ def test_repro_writes_finite_metrics_and_splitter_beats_copy_start(reproduced: P
         for rollout in ("chain", "step"):
             for h in (1, horizon):
                 assert f"{method}.{rollout}.cos@{h}" in metrics
+                assert f"{method}.{rollout}.motion@{h}" in metrics
     assert metrics["splitter.step.cos@1"] > metrics["copy_start.step.cos@1"]
     train = json.loads((reproduced / "metrics" / "train.json").read_text())
     assert all(math.isfinite(v) for v in train.values() if isinstance(v, (int, float)))

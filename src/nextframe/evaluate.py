@@ -9,6 +9,9 @@ X in ``generate.decoders`` and h = 1..``evaluate.horizon``:
 
   M.R.cos@h          mean over clips of cos(step h of the rollout, true frame h)
   M.R.cos_mean       mean over clips of the clip's mean of cos@1..H
+  M.R.motion@h       cos(step h - step 0, frame h - frame 0) on the unit sphere: does the
+                     rollout move the way the clip moves (0 for standing still)
+  M.R.motion_mean    mean over clips of the clip's mean of motion@1..H
   M.R.X.truth_cos    decoded frames, re-encoded, vs the true frames (aligned frames, mean)
   M.R.X.consistency  mean cosine over all pairs of frames of the decoded video
   M.R.X.text_sim     mean cosine between the caption's text embedding and the decoded frames
@@ -44,6 +47,7 @@ from nextframe.generate_stage import PROMPT_SPLIT
 from nextframe.metrics import (
     cos_at_h,
     frame_consistency,
+    motion_at_h,
     summarize,
     text_frame_similarity,
     truth_cosine,
@@ -146,6 +150,10 @@ def score(
             add(metrics, f"{name}.cos@{h}", per_clip[:, h - 1], params)
         curves[name] = [metrics[f"{name}.cos@{h}"] for h in range(1, horizon + 1)]
         add(metrics, f"{name}.cos_mean", per_clip.nanmean(dim=1), params)
+        motion = motion_at_h(rolled, truth, n_truth, horizon)  # [C, H]
+        for h in range(1, horizon + 1):
+            add(metrics, f"{name}.motion@{h}", motion[:, h - 1], params)
+        add(metrics, f"{name}.motion_mean", motion.nanmean(dim=1), params)
     for (method, kind, decoder), frames in decoded.items():
         name = f"{method}.{kind}.{decoder}"
         add(metrics, f"{name}.truth_cos", truth_cosine(frames, truth, n_truth), params)

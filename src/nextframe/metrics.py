@@ -5,6 +5,10 @@ so vectors are L2-normalised here, at the point of use. Per-clip values may be N
 a clip has no ground truth (a horizon past its last frame); summaries skip those clips.
 
 - ``cos_at_h``: cosine between a rollout's step h and the clip's true frame h.
+- ``motion_at_h``: cosine between the predicted motion (step h minus step 0) and the true
+  motion (frame h minus frame 0), both on the unit sphere. Where frames of a clip are all
+  alike (cos@h of copy_start near 1), cos@h cannot tell a model that moves the right way
+  from one that stands still; this can: standing still scores 0, the right direction 1.
 - ``truth_cosine``: mean over aligned frames of the cosine between decoded-and-re-encoded
   frames and the true frames.
 - ``frame_consistency``: mean cosine over all pairs of distinct frames of one video.
@@ -41,6 +45,26 @@ def cos_at_h(predicted: Tensor, truth: Tensor, n_truth: Tensor, horizon: int) ->
         return out
     steps = torch.arange(1, usable + 1)  # [H']
     cos = (unit(predicted[:, steps]) * unit(truth[:, steps])).sum(dim=-1)  # [C, H']
+    valid = steps.unsqueeze(0) < n_truth.unsqueeze(1)  # [C, H']
+    out[:, :usable] = torch.where(valid, cos, torch.full_like(cos, float("nan")))
+    return out
+
+
+def motion_at_h(predicted: Tensor, truth: Tensor, n_truth: Tensor, horizon: int) -> Tensor:
+    """[C, n, D] rollouts vs [C, F, D] true frames -> [C, horizon] motion cosines.
+
+    Column h - 1 holds cos(unit(p_h) - unit(p_0), unit(e_h) - unit(e_0)); a rollout that
+    does not move has a zero motion and scores 0; NaN where there is no step or frame h.
+    """
+    clips = predicted.shape[0]
+    out = torch.full((clips, horizon), float("nan"), dtype=torch.float64)
+    usable = min(horizon, predicted.shape[1] - 1, truth.shape[1] - 1)
+    if usable < 1:
+        return out
+    steps = torch.arange(1, usable + 1)  # [H']
+    moved = unit(predicted[:, steps]) - unit(predicted[:, :1])  # [C, H', D]
+    true_moved = unit(truth[:, steps]) - unit(truth[:, :1])  # [C, H', D]
+    cos = (unit(moved) * unit(true_moved)).sum(dim=-1)  # [C, H']
     valid = steps.unsqueeze(0) < n_truth.unsqueeze(1)  # [C, H']
     out[:, :usable] = torch.where(valid, cos, torch.full_like(cos, float("nan")))
     return out
