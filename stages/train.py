@@ -40,6 +40,8 @@ def main(
             on_epoch=run.log_metrics,
         )
         run.log_metrics(summary.mlflow_metrics())
+        for artifact in sorted((models_dir / "splitter").iterdir()):
+            run.log_artifact(artifact)
     typer.echo(summary.describe())
 
 

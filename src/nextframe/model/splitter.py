@@ -48,7 +48,7 @@ class SplitterConfig:
     widths: list[int] = field(default_factory=lambda: [128, 64, 32, 16, 8, 4, 2, 1])
     norm_after: list[int] = field(default_factory=lambda: [32, 8])
     dropout: float = 0.3
-    output: str = "velocity"
+    output: str = "target"
 
     @classmethod
     def from_params(cls, params: SplitterParams, dim: int, text_length: int) -> SplitterConfig:
