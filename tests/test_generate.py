@@ -580,3 +580,42 @@ def test_decode_distinct_decodes_each_vector_once_and_puts_every_row_back() -> N
             [Image.fromarray(p) for p in expected.reshape(-1, 4, 4, 3)]
         )
         assert torch.equal(reencoded[key], expected_embeds.reshape(2, 4, 3)), key
+
+
+def test_every_held_out_clip_is_scored_but_only_decode_clips_are_decoded(
+    tmp_path: Path, fake_backbone: FakeBackbone
+) -> None:
+    paths = build_project(tmp_path, fake_backbone, {"train": 6, "val": 1, "test": 4})
+    settings = {**PARAMS["generate"], "max_clips": 0, "decode_clips": 1}
+    params = parse_params({**PARAMS, "generate": settings})
+    out = tmp_path / "generated"
+    summary = generate(paths, out, params)
+    assert (summary.clips, summary.decoded_clips, summary.prompts) == (4, 1, 1)
+
+    predicted = pq.read_table(out / "predictions.parquet").column("clip_id").to_pylist()
+    assert set(predicted) == {"clip07", "clip08", "clip09", "clip10", "prompt-000"}
+    decoded = pq.read_table(out / "decoded.parquet").column("clip_id").to_pylist()
+    assert set(decoded) == {"clip07", "prompt-000"}
+    assert sorted(p.name for p in (out / "videos").iterdir()) == ["clip07", "prompt-000"]
+    flags = {
+        c["clip_id"]: c["decoded"] for c in json.loads((out / "clips.json").read_text())["clips"]
+    }
+    assert flags == {
+        "clip07": True,
+        "clip08": False,
+        "clip09": False,
+        "clip10": False,
+        "prompt-000": True,
+    }
+
+    metrics_dir = tmp_path / "metrics"
+    result = run_evaluate(paths["manifest"], paths["embeddings"], out, metrics_dir, params.evaluate)
+    assert result.metrics["n_clips"] == 4 and result.metrics["n_decoded_clips"] == 1
+    assert all(math.isfinite(value) for value in result.metrics.values())
+    # the decoded metrics are those of clip07 alone: its interval collapses to one value
+    key = "splitter.chain.retrieval.truth_cos"
+    assert (
+        result.metrics[f"{key}.ci_low"] == result.metrics[key] == result.metrics[f"{key}.ci_high"]
+    )
+    sheets = sorted(p.name for p in (metrics_dir / "plots" / "contact_sheets").iterdir())
+    assert sheets == ["clip07_diffusion.png", "clip07_retrieval.png"]

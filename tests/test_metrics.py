@@ -139,7 +139,7 @@ def test_score_has_every_documented_key_with_finite_values(tmp_path) -> None:
     }
     decoded = {("a", "chain", "retrieval"): _rollouts(5, 4, 6, 9)}
     summary = score(predictions, decoded, truth, n_truth, torch.randn(5, 6), params)
-    expected = {"n_clips"}
+    expected = {"n_clips", "n_decoded_clips"}
     for name in ("a.chain", "a.step"):
         values = [f"{name}.{m}@{h}" for m in ("cos", "motion") for h in (1, 2, 3)]
         values += [f"{name}.cos_mean", f"{name}.motion_mean"]

@@ -191,7 +191,8 @@ class GenerateParams(Section):
         default_factory=lambda: ["retrieval", "diffusion"]
     )
     prompts: list[str] = Field(default_factory=list)
-    max_clips: NonNegativeInt = 8
+    max_clips: NonNegativeInt = 0  # held-out clips rolled out and scored (0 = all)
+    decode_clips: NonNegativeInt = 8  # of those, decoded to videos (0 = all); prompts always
     steps: PositiveInt = 50
     guidance: NonNegativeFloat = 4.0
     size: Annotated[int, Field(ge=16)] = 256

@@ -15,7 +15,8 @@ X in ``generate.decoders`` and h = 1..``evaluate.horizon``:
   M.R.X.truth_cos    decoded frames, re-encoded, vs the true frames (aligned frames, mean)
   M.R.X.consistency  mean cosine over all pairs of frames of the decoded video
   M.R.X.text_sim     mean cosine between the caption's text embedding and the decoded frames
-  n_clips            held-out clips scored
+  n_clips            held-out clips scored on embeddings (generate.max_clips)
+  n_decoded_clips    of those, decoded and scored on pictures (generate.decode_clips)
 
 and each value key K above also has ``K.ci_low`` and ``K.ci_high``: the percentile
 bootstrap interval (``evaluate.confidence``, ``evaluate.bootstrap`` resamples of clips,
@@ -127,8 +128,12 @@ def score(
     n_truth: Tensor,
     text_embed: Tensor,
     params: EvaluateParams,
+    decoded_rows: Tensor | None = None,
 ) -> EvaluateSummary:
-    """All metrics of the module docstring from tensors: predictions (M, R) -> [C, n, D]."""
+    """All metrics of the module docstring from tensors: predictions (M, R) -> [C, n, D].
+
+    ``decoded`` holds only the clips at ``decoded_rows`` of the C clips (default: all).
+    """
     horizon = params.horizon
     if int(n_truth.max()) - 1 < horizon:
         raise UserError(
@@ -154,11 +159,14 @@ def score(
         for h in range(1, horizon + 1):
             add(metrics, f"{name}.motion@{h}", motion[:, h - 1], params)
         add(metrics, f"{name}.motion_mean", motion.nanmean(dim=1), params)
+    rows = torch.arange(truth.shape[0]) if decoded_rows is None else decoded_rows
+    if decoded:
+        metrics["n_decoded_clips"] = float(len(rows))
     for (method, kind, decoder), frames in decoded.items():
         name = f"{method}.{kind}.{decoder}"
-        add(metrics, f"{name}.truth_cos", truth_cosine(frames, truth, n_truth), params)
+        add(metrics, f"{name}.truth_cos", truth_cosine(frames, truth[rows], n_truth[rows]), params)
         add(metrics, f"{name}.consistency", frame_consistency(frames), params)
-        add(metrics, f"{name}.text_sim", text_frame_similarity(text_embed, frames), params)
+        add(metrics, f"{name}.text_sim", text_frame_similarity(text_embed[rows], frames), params)
     return EvaluateSummary(metrics=metrics, curves=curves)
 
 
@@ -200,7 +208,8 @@ def run_evaluate(
             f"{index_path} not found; run the generate stage first (dvc repro generate)"
         )
     index = json.loads(index_path.read_text())
-    clip_ids = [c["clip_id"] for c in index["clips"] if c["split"] != PROMPT_SPLIT]
+    held_out = [c for c in index["clips"] if c["split"] != PROMPT_SPLIT]
+    clip_ids = [c["clip_id"] for c in held_out]
     manifest = read_manifest(manifest_path)
     leaked = sorted(set(manifest.loc[manifest["split"] == "train", "clip_id"]) & set(clip_ids))
     if leaked:
@@ -217,12 +226,23 @@ def run_evaluate(
         generated_dir / "predictions.parquet", ("method", "rollout"), clip_ids, n_frames
     )
     decoded_path = generated_dir / "decoded.parquet"
+    # Indexes of the decoded clips among clip_ids (an index without the flag: all decoded).
+    decoded_rows = [row for row, c in enumerate(held_out) if c.get("decoded", True)]
+    decoded_ids = [clip_ids[row] for row in decoded_rows]
     decoded = (
-        read_long(decoded_path, ("method", "rollout", "decoder"), clip_ids, n_frames)
-        if decoded_path.exists()
+        read_long(decoded_path, ("method", "rollout", "decoder"), decoded_ids, n_frames)
+        if decoded_path.exists() and decoded_ids
         else {}
     )
-    summary = score(predictions, decoded, truth, n_truth, text_embed, params)
+    summary = score(
+        predictions,
+        decoded,
+        truth,
+        n_truth,
+        text_embed,
+        params,
+        torch.tensor(decoded_rows, dtype=torch.int64),
+    )
     bad = [key for key, value in summary.metrics.items() if not math.isfinite(value)]
     if bad:
         raise UserError(f"non-finite metrics {bad[:5]}; check the held-out clips in {index_path}")
@@ -230,6 +250,8 @@ def run_evaluate(
         tmp.write_text(json.dumps(summary.metrics, indent=2) + "\n")
     write_curves(summary.curves, metrics_dir / "plots" / "cos_at_h.csv")
     copy_contact_sheets(
-        clip_ids[: params.contact_sheets], generated_dir, metrics_dir / "plots" / "contact_sheets"
+        decoded_ids[: params.contact_sheets],
+        generated_dir,
+        metrics_dir / "plots" / "contact_sheets",
     )
     return summary

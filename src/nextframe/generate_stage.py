@@ -5,14 +5,16 @@ as with very small sources; ``clips.json`` records which), sorted by clip_id, th
 ``generate.max_clips`` (0 = all). Each is rolled out by every method in
 ``generate.methods`` and every rollout in ``generate.rollouts`` (see ``generate.py``).
 Prompts in ``generate.prompts`` are encoded by the backbone and rolled out the same way,
-always from the prior embedding (they have no first frame). Everything is then decoded by
-every decoder in ``generate.decoders`` and the decoded frames are re-encoded by the
-backbone, so evaluate can score pictures without loading a model.
+always from the prior embedding (they have no first frame). Rollouts are cheap, decoding
+is not: only the first ``generate.decode_clips`` held-out clips (0 = all) and every prompt
+are decoded by every decoder in ``generate.decoders``, and the decoded frames are
+re-encoded by the backbone, so evaluate can score pictures without loading a model.
 
 Outputs under ``out_dir``:
   predictions.parquet   store.predictions_schema: clip_id, method, rollout, step, embedding
-  decoded.parquet       the same plus ``decoder``: re-encoded decoded frames
-  clips.json            clip_id, caption, split (test | val | prompt) of every generated clip
+  decoded.parquet       the same plus ``decoder``: re-encoded decoded frames (decoded clips)
+  clips.json            clip_id, caption, split (test | val | prompt) and decoded (bool) of
+                        every generated clip
   videos/<clip_id>/<method>_<rollout>_<decoder>.{gif,mp4}
   contact_sheets/<clip_id>_<decoder>.png  rows: truth (held-out clips), then method.rollout
 
@@ -258,6 +260,13 @@ def encode_pictures(backbone, pictures: np.ndarray, batch_size: int) -> Tensor:
     return torch.cat(parts)
 
 
+def rows_to_decode(splits: list[str], decode_clips: int) -> list[int]:
+    """The first ``decode_clips`` held-out clips (0 = all) and every prompt, in order."""
+    held_out_rows = [row for row, split in enumerate(splits) if split != PROMPT_SPLIT]
+    prompt_rows = [row for row, split in enumerate(splits) if split == PROMPT_SPLIT]
+    return held_out_rows[: decode_clips or None] + prompt_rows
+
+
 def decode_distinct(
     decoder: Decoder,
     predicted: dict[tuple[str, str], Tensor],
@@ -307,6 +316,7 @@ class GenerateSummary:
     split: str
     clips: int
     prompts: int
+    decoded_clips: int = 0
     videos: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -314,6 +324,7 @@ class GenerateSummary:
         return {
             "clips": self.clips,
             "prompts": self.prompts,
+            "decoded_clips": self.decoded_clips,
             "videos": self.videos,
             **{f"seconds.{name}": value for name, value in self.seconds.items()},
         }
@@ -322,6 +333,7 @@ class GenerateSummary:
         timing = ", ".join(f"{name} {value:.1f}s" for name, value in self.seconds.items())
         return (
             f"generated {self.clips} held-out {self.split} clips and {self.prompts} prompts, "
+            f"decoded {self.decoded_clips} of the clips and every prompt, "
             f"{self.videos} videos ({timing})"
         )
 
@@ -415,25 +427,29 @@ def run_generate(
     decoders = build_decoders(
         settings.decoders, backbone, images, frames, frames_path.parent, train_ids, params
     )
-    truth = truth_pictures(clip_ids, frames, frames_path.parent, settings.size)
     reencoded: dict[tuple[str, str, str], Tensor] = {}
+    decoded_rows = rows_to_decode(clips.split, settings.decode_clips)
+    decoded_ids = [clips.clip_ids[row] for row in decoded_rows]
+    summary.decoded_clips = sum(clips.split[row] != PROMPT_SPLIT for row in decoded_rows)
+    to_decode = {key: rolled[decoded_rows] for key, rolled in predicted.items()}
+    truth = truth_pictures(
+        [c for c in decoded_ids if c in clip_ids], frames, frames_path.parent, settings.size
+    )
     for decoder in decoders:
         clock = time.perf_counter()
         pictures, embedded = decode_distinct(
-            decoder, predicted, backbone, params.backbone.batch_size, progress
+            decoder, to_decode, backbone, params.backbone.batch_size, progress
         )
         for (method, kind), frames_embedded in embedded.items():
             reencoded[(method, kind, decoder.name)] = frames_embedded
-        summary.videos += write_videos(
-            clips.clip_ids, pictures, decoder.name, out_dir, settings.fps
-        )
-        write_contact_sheets(clips.clip_ids, pictures, truth, decoder.name, out_dir)
+        summary.videos += write_videos(decoded_ids, pictures, decoder.name, out_dir, settings.fps)
+        write_contact_sheets(decoded_ids, pictures, truth, decoder.name, out_dir)
         summary.seconds[f"decode_{decoder.name}"] = time.perf_counter() - clock
 
     if reencoded:
         write_table(
             long_table(
-                clips.clip_ids,
+                decoded_ids,
                 reencoded,
                 ("method", "rollout", "decoder"),
                 decoded_schema(images.info),
@@ -444,7 +460,7 @@ def run_generate(
         {
             "n_frames": settings.n_frames,
             "clips": [
-                {"clip_id": c, "caption": caption, "split": s}
+                {"clip_id": c, "caption": caption, "split": s, "decoded": c in decoded_ids}
                 for c, caption, s in zip(clips.clip_ids, clips.captions, clips.split, strict=True)
             ],
         },
