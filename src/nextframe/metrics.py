@@ -20,6 +20,7 @@ a clip has no ground truth (a horizon past its last frame); summaries skip those
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -32,22 +33,38 @@ def unit(vectors: Tensor) -> Tensor:
     return F.normalize(vectors.double(), dim=-1)
 
 
+def per_step(
+    predicted: Tensor,
+    truth: Tensor,
+    n_truth: Tensor,
+    horizon: int,
+    compare: Callable[[Tensor, Tensor], Tensor],
+) -> Tensor:
+    """``compare`` of the unit vectors at steps 1..horizon: [C, n, D], [C, F, D] -> [C, horizon].
+
+    ``compare(predicted, truth)`` gets [C, H' + 1, D] unit vectors (step 0 first) and gives
+    [C, H'] values. NaN where the clip has no frame h or the rollout has no step h.
+    """
+    out = torch.full((predicted.shape[0], horizon), float("nan"), dtype=torch.float64)
+    usable = min(horizon, predicted.shape[1] - 1, truth.shape[1] - 1)
+    if usable < 1:
+        return out
+    values = compare(unit(predicted[:, : usable + 1]), unit(truth[:, : usable + 1]))  # [C, H']
+    steps = torch.arange(1, usable + 1)  # [H']
+    valid = steps.unsqueeze(0) < n_truth.unsqueeze(1)  # [C, H']
+    out[:, :usable] = torch.where(valid, values, torch.full_like(values, float("nan")))
+    return out
+
+
 def cos_at_h(predicted: Tensor, truth: Tensor, n_truth: Tensor, horizon: int) -> Tensor:
     """[C, n, D] rollouts vs [C, F, D] true frames (valid up to n_truth [C]) -> [C, horizon].
 
     Column h - 1 holds the cosine at step h; NaN where the clip has no frame h or the
     rollout has no step h.
     """
-    clips = predicted.shape[0]
-    out = torch.full((clips, horizon), float("nan"), dtype=torch.float64)
-    usable = min(horizon, predicted.shape[1] - 1, truth.shape[1] - 1)
-    if usable < 1:
-        return out
-    steps = torch.arange(1, usable + 1)  # [H']
-    cos = (unit(predicted[:, steps]) * unit(truth[:, steps])).sum(dim=-1)  # [C, H']
-    valid = steps.unsqueeze(0) < n_truth.unsqueeze(1)  # [C, H']
-    out[:, :usable] = torch.where(valid, cos, torch.full_like(cos, float("nan")))
-    return out
+    return per_step(
+        predicted, truth, n_truth, horizon, lambda p, t: (p[:, 1:] * t[:, 1:]).sum(dim=-1)
+    )
 
 
 def motion_at_h(predicted: Tensor, truth: Tensor, n_truth: Tensor, horizon: int) -> Tensor:
@@ -56,18 +73,11 @@ def motion_at_h(predicted: Tensor, truth: Tensor, n_truth: Tensor, horizon: int)
     Column h - 1 holds cos(unit(p_h) - unit(p_0), unit(e_h) - unit(e_0)); a rollout that
     does not move has a zero motion and scores 0; NaN where there is no step or frame h.
     """
-    clips = predicted.shape[0]
-    out = torch.full((clips, horizon), float("nan"), dtype=torch.float64)
-    usable = min(horizon, predicted.shape[1] - 1, truth.shape[1] - 1)
-    if usable < 1:
-        return out
-    steps = torch.arange(1, usable + 1)  # [H']
-    moved = unit(predicted[:, steps]) - unit(predicted[:, :1])  # [C, H', D]
-    true_moved = unit(truth[:, steps]) - unit(truth[:, :1])  # [C, H', D]
-    cos = (unit(moved) * unit(true_moved)).sum(dim=-1)  # [C, H']
-    valid = steps.unsqueeze(0) < n_truth.unsqueeze(1)  # [C, H']
-    out[:, :usable] = torch.where(valid, cos, torch.full_like(cos, float("nan")))
-    return out
+
+    def motion_cosine(p: Tensor, t: Tensor) -> Tensor:
+        return (unit(p[:, 1:] - p[:, :1]) * unit(t[:, 1:] - t[:, :1])).sum(dim=-1)
+
+    return per_step(predicted, truth, n_truth, horizon, motion_cosine)
 
 
 def truth_cosine(frames: Tensor, truth: Tensor, n_truth: Tensor) -> Tensor:
