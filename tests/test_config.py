@@ -33,6 +33,11 @@ def test_shipped_params_file_is_valid_and_complete() -> None:
         ({"download": {"split": {"val": 0.6, "test": 0.5}}}, "download.split", "below 1"),
         ({"backbone": {"nmae": "tiny"}}, "backbone.nmae", "Extra inputs"),
         ({"generate": {"n_frames": "many"}}, "generate.n_frames", "valid integer"),
+        (
+            {"download": {"tgif": {"min_frames": 80}}},
+            "download.tgif",
+            "min_frames (80) must not exceed max_frames (64)",
+        ),
     ],
 )
 def test_bad_value_names_its_dotted_key(raw: dict, dotted: str, hint: str) -> None:

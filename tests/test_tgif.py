@@ -15,7 +15,6 @@ from nextframe.config import DownloadParams, HttpParams, TgifParams
 from nextframe.data import tgif
 from nextframe.data.manifest import OK
 from nextframe.data.video import read_video, write_video
-from nextframe.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
@@ -164,12 +163,6 @@ def test_too_small_gifs_fail(server, tmp_path: Path) -> None:
     published = publish(server, {"tiny": Route(gif_bytes(tmp_path, moving(6), "t"))}, {})
     result = tgif.collect(params(published, min_side=64), tmp_path / "raw")
     assert [row.status for row in result.rows] == ["failed:too_small"]
-
-
-def test_min_frames_above_max_frames_is_a_params_error(tmp_path: Path) -> None:
-    settings = DownloadParams(tgif=TgifParams(min_frames=20, max_frames=10))
-    with pytest.raises(UserError, match=r"download\.tgif\.min_frames"):
-        tgif.collect(settings, tmp_path)
 
 
 def test_parse_tsv_keeps_the_first_sentence() -> None:

@@ -73,6 +73,14 @@ class TgifParams(Section):
     min_side: NonNegativeInt = 0
     http: HttpParams = Field(default_factory=HttpParams)
 
+    @model_validator(mode="after")
+    def _frame_bounds_in_order(self) -> TgifParams:
+        if self.min_frames > self.max_frames:
+            raise ValueError(
+                f"min_frames ({self.min_frames}) must not exceed max_frames ({self.max_frames})"
+            )
+        return self
+
 
 class Ucf50Params(Section):
     url: str = "https://www.crcv.ucf.edu/data/UCF50.rar"

@@ -178,11 +178,6 @@ def _splits(
 def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
     """Fetch and verify up to ``download.tgif.limit`` GIFs into ``out_dir/videos``."""
     tgif = params.tgif
-    if tgif.min_frames > tgif.max_frames:
-        raise UserError(
-            f"download.tgif.min_frames ({tgif.min_frames}) must not exceed "
-            f"download.tgif.max_frames ({tgif.max_frames})"
-        )
     out_dir = Path(out_dir)
     captions = parse_tsv(fetch_text(tgif.tsv_url, tgif.http))
     if not captions:
