@@ -89,6 +89,7 @@ def test_a_new_sample_prunes_the_clips_no_manifest_row_names(tmp_path: Path) -> 
     sources.download(first, out)
     old_videos = set((out / "videos").iterdir())
     (out / "videos" / "stray.txt").write_text("left by hand")
+    (out / "notes.txt").write_text("the user's, outside videos/")
 
     second = DownloadParams.model_validate({**SMALL["download"], "seed": 1})
     summary = sources.download(second, out)
@@ -97,3 +98,4 @@ def test_a_new_sample_prunes_the_clips_no_manifest_row_names(tmp_path: Path) -> 
     assert kept == listed
     assert not kept & old_videos
     assert summary.metrics()["files_pruned"] == len(old_videos) + 1
+    assert (out / "notes.txt").read_text() == "the user's, outside videos/"

@@ -26,7 +26,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from nextframe.config import DownloadParams
-from nextframe.data.manifest import OK, ManifestRow, SourceResult, failed
+from nextframe.data.manifest import OK, VIDEO_DIR, ManifestRow, SourceResult, failed
 from nextframe.data.splits import SPLIT_NAMES, assign_splits
 from nextframe.errors import UserError
 from nextframe.store import atomic_path
@@ -121,7 +121,7 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
         elif not source.is_file():
             status = failed("missing")
         else:
-            path = f"videos/{clip_id}{source.suffix.lower()}"
+            path = f"{VIDEO_DIR}/{clip_id}{source.suffix.lower()}"
             _place(source, out_dir / path)
         rows.append(
             ManifestRow(

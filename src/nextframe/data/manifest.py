@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 import pandas as pd
 
 OK = "ok"
+VIDEO_DIR = "videos"  # every source writes its clips below out_dir/videos
 
 
 def failed(reason: str) -> str:

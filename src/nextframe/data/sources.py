@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nextframe.config import DownloadParams
-from nextframe.data.manifest import OK, SourceResult
+from nextframe.data.manifest import OK, VIDEO_DIR, SourceResult
 from nextframe.errors import UserError
 from nextframe.store import MANIFEST_SCHEMA, write_dataframe
 
@@ -85,15 +85,18 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
 
 
 def prune_unlisted(out_dir: Path, listed: set[str]) -> int:
-    """Delete files that no manifest row names; returns how many.
+    """Delete the files under ``out_dir/videos`` that no manifest row names; returns how many.
 
     ``data/raw`` persists between runs (dvc.yaml ``persist: true``) so that verified
     downloads are not fetched again; without pruning, the clips of an earlier seed or
-    sample would linger in the DVC output and be pushed to the remote with it.
+    sample would linger in the DVC output and be pushed to the remote with it. Only
+    ``videos/``, where every source writes, is touched: anything else in ``out_dir`` is
+    the user's.
     """
-    keep = {out_dir / MANIFEST, *(out_dir / path for path in listed)}
+    videos = out_dir / VIDEO_DIR
+    keep = {out_dir / path for path in listed}
     pruned = 0
-    for path in sorted(out_dir.rglob("*"), reverse=True):  # children before their folders
+    for path in sorted(videos.rglob("*"), reverse=True):  # children before their folders
         if path.is_file() and path not in keep:
             path.unlink()
             pruned += 1

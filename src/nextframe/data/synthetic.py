@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from nextframe.config import DownloadParams, SyntheticParams
-from nextframe.data.manifest import OK, ManifestRow, SourceResult, failed
+from nextframe.data.manifest import OK, VIDEO_DIR, ManifestRow, SourceResult, failed
 from nextframe.data.splits import assign_splits
 from nextframe.data.video import VideoReadError, read_video, write_video
 
@@ -192,7 +192,7 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
     rows, written = [], 0
     for index, spec in enumerate(tqdm(specs, desc=SOURCE, unit="clip")):
         clip_id = clip_ids[index]
-        relative = f"videos/{clip_id}.{synthetic.formats[index % len(synthetic.formats)]}"
+        relative = f"{VIDEO_DIR}/{clip_id}.{synthetic.formats[index % len(synthetic.formats)]}"
         path = out_dir / relative
         problem = _problem(path, spec.n_frames) if path.exists() else "absent"
         if problem is not None:

@@ -39,13 +39,12 @@ from PIL import Image
 
 from nextframe.config import DownloadParams, TgifParams
 from nextframe.data.http import FetchJob, fetch_many, fetch_text, is_http_url
-from nextframe.data.manifest import OK, ManifestRow, SourceResult, failed
+from nextframe.data.manifest import OK, VIDEO_DIR, ManifestRow, SourceResult, failed
 from nextframe.data.splits import assign_splits
 from nextframe.data.video import Video, VideoReadError, read_video, write_video
 from nextframe.errors import UserError
 
 SOURCE = "tgif"
-VIDEO_DIR = "videos"
 SCRATCH_DIR = ".tgif_downloads"
 GIF_MAGIC = (b"GIF87a", b"GIF89a")
 

@@ -30,13 +30,12 @@ from nextframe.cache import download_path
 from nextframe.config import DownloadParams, Ucf50Params
 from nextframe.data import archive
 from nextframe.data.http import fetch, part_path
-from nextframe.data.manifest import OK, ManifestRow, SourceResult
+from nextframe.data.manifest import OK, VIDEO_DIR, ManifestRow, SourceResult
 from nextframe.data.splits import assign_splits
 from nextframe.errors import UserError
 
 SOURCE = "ucf50"
 ARCHIVE_NAME = "UCF50.rar"
-VIDEO_DIR = "videos"
 SCRATCH_DIR = ".ucf50_extracting"
 MEMBER = re.compile(
     r"^UCF50/(?P<label>[^/]+)/v_[^/]*_g(?P<group>\d+)_c\d+\.avi$", flags=re.IGNORECASE
