@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
+from stage_scripts import load_stage
 from typer.testing import CliRunner
 
 from nextframe.config import DownloadParams
@@ -14,16 +14,12 @@ from nextframe.data import sources
 from nextframe.data.manifest import ManifestRow, SourceResult, failed
 from nextframe.store import MANIFEST_SCHEMA, read_manifest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "stages" / "download.py"
 SMALL = {"download": {"synthetic": {"n_clips": 6, "n_frames": 8, "size": 32}}}
 
 
 @pytest.fixture(scope="module")
 def stage():
-    spec = importlib.util.spec_from_file_location("download_stage", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_stage("download")
 
 
 def invoke(stage, out: Path, params: dict, tmp_path: Path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from PIL import Image
+from stage_scripts import load_stage
 from typer.testing import CliRunner
 
 from nextframe import embed as embed_module
@@ -400,10 +400,7 @@ def test_embeddings_round_trip_through_parquet_bit_exactly(
 
 
 def test_stage_cli(inputs: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    script = Path(__file__).resolve().parents[1] / "stages" / "embed.py"
-    spec = importlib.util.spec_from_file_location("embed_stage", script)
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+    stage = load_stage("embed")
     params_file = tmp_path / "params.yaml"
     params_file.write_text("backbone:\n  device: cpu\n  batch_size: 5\n  prior_steps: 2\n")
     arguments = [*map(str, inputs), "--params", str(params_file)]

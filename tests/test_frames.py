@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from stage_scripts import load_stage
 from typer.testing import CliRunner
 
 from nextframe.config import SelectFramesParams
@@ -277,12 +278,7 @@ def test_uniform_method_through_the_stage(raw_clips: Path, tmp_path: Path) -> No
 
 
 def test_stage_script_runs_and_logs(raw_clips: Path, tmp_path: Path) -> None:
-    import importlib.util
-
-    script = Path(__file__).resolve().parents[1] / "stages" / "select_frames.py"
-    spec = importlib.util.spec_from_file_location("select_frames_stage", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_stage("select_frames")
     params_file = tmp_path / "params.yaml"
     params_file.write_text("select_frames:\n  k: 4\n  size: 32\n  resize: center_crop\n")
     out = tmp_path / "frames"

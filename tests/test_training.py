@@ -17,6 +17,7 @@ import pyarrow as pa
 import pytest
 import torch
 import yaml
+from stage_scripts import load_stage
 from typer.testing import CliRunner
 
 from nextframe import store
@@ -335,8 +336,6 @@ def test_load_dataset_without_val_clips_says_what_to_do(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Run stages/train.py on the synthetic tables once (about 10 s on 2 CPU cores)."""
-    import importlib.util
-
     root = tmp_path_factory.mktemp("train-stage")
     manifest_path, embeddings = write_synthetic_tables(root)
     # These tables move every clip linearly from its prior embedding, which the velocity
@@ -344,11 +343,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # proven on the real synthetic pipeline by tests/test_pipeline_e2e.py.
     train = {"epochs": 30, "device": "cpu", "splitter": {"output": "velocity"}}
     (root / "params.yaml").write_text(yaml.safe_dump({"train": train}))
-    spec = importlib.util.spec_from_file_location(
-        "train_stage", Path(__file__).parents[1] / "stages" / "train.py"
-    )
-    stage = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(stage)
+    stage = load_stage("train")
     args = [str(manifest_path), str(embeddings), str(root / "models"), str(root / "metrics")]
     result = CliRunner().invoke(stage.app, [*args, "--params", str(root / "params.yaml")])
     assert result.exit_code == 0, result.output
