@@ -37,9 +37,7 @@ def main(
             manifest, embeddings_dir, generated_dir, metrics_dir, params.evaluate
         )
         run.log_metrics(summary.mlflow_metrics())
-        for artifact in sorted((metrics_dir / "plots").rglob("*")):
-            if artifact.is_file() and not artifact.name.startswith("train_"):
-                run.log_artifact(artifact)
+        run.log_artifacts(summary.plots)
     typer.echo(summary.describe())
 
 

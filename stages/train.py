@@ -40,8 +40,7 @@ def main(
             on_epoch=run.log_metrics,
         )
         run.log_metrics(summary.mlflow_metrics())
-        for artifact in sorted((models_dir / "splitter").iterdir()):
-            run.log_artifact(artifact)
+        run.log_artifacts(sorted((models_dir / "splitter").iterdir()))
     typer.echo(summary.describe())
 
 

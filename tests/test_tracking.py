@@ -21,9 +21,14 @@ def test_stage_run_logs_to_the_configured_store(
 
     uri = f"sqlite:///{tmp_path / 'runs.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.chdir(tmp_path)  # the default artifact store is ./mlruns
+    curve, sheet = tmp_path / "curve.csv", tmp_path / "sheet.png"
+    curve.write_text("h,m\n1,0.5\n")
+    sheet.write_bytes(b"not really a png")
     with stage_run("train", {"loss": {"mse": 1.0}, "epochs": 2}) as run:
         run.log_metrics({"val": {"loss": 0.25}}, step=1)
         run.log_metrics({"seconds": 3})
+        run.log_artifacts([curve, sheet])
 
     client = mlflow.tracking.MlflowClient(tracking_uri=uri)
     experiment = client.get_experiment_by_name("nextframe")
@@ -33,6 +38,8 @@ def test_stage_run_logs_to_the_configured_store(
     assert logged.data.params == {"loss.mse": "1.0", "epochs": "2"}
     assert logged.data.metrics == {"val.loss": 0.25, "seconds": 3.0}
     assert logged.info.status == "FINISHED"
+    stored = sorted(a.path for a in client.list_artifacts(logged.info.run_id))
+    assert stored == ["curve.csv", "sheet.png"]
     assert (tmp_path / "runs.db").stat().st_size > 0
 
 

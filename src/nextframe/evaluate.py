@@ -35,7 +35,7 @@ import io
 import json
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -101,10 +101,11 @@ def true_frames(images: ImageEmbeddings, clip_ids: list[str]) -> tuple[Tensor, T
     return frames, counts
 
 
-@dataclass(frozen=True)
+@dataclass
 class EvaluateSummary:
     metrics: dict[str, float]
     curves: dict[str, list[float]]  # "M.R" -> cos@1..H
+    plots: list[Path] = field(default_factory=list)  # the plot files run_evaluate wrote
 
     def mlflow_metrics(self) -> dict[str, float]:
         return {key.replace("@", "_at_"): value for key, value in self.metrics.items()}
@@ -248,10 +249,12 @@ def run_evaluate(
         raise UserError(f"non-finite metrics {bad[:5]}; check the held-out clips in {index_path}")
     with atomic_path(metrics_dir / "evaluate.json") as tmp:
         tmp.write_text(json.dumps(summary.metrics, indent=2) + "\n")
-    write_curves(summary.curves, metrics_dir / "plots" / "cos_at_h.csv")
-    copy_contact_sheets(
+    curves_path = metrics_dir / "plots" / "cos_at_h.csv"
+    write_curves(summary.curves, curves_path)
+    sheets = copy_contact_sheets(
         decoded_ids[: params.contact_sheets],
         generated_dir,
         metrics_dir / "plots" / "contact_sheets",
     )
+    summary.plots = [curves_path, *sheets]
     return summary

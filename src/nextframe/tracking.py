@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -53,8 +53,9 @@ class StageRun:
         numeric = {key: float(value) for key, value in flatten(metrics).items()}
         self._mlflow.log_metrics(numeric, step=step)
 
-    def log_artifact(self, path: str | Path) -> None:
-        self._mlflow.log_artifact(str(path))
+    def log_artifacts(self, paths: Iterable[str | Path]) -> None:
+        for path in paths:
+            self._mlflow.log_artifact(str(path))
 
 
 @contextmanager
