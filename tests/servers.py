@@ -155,7 +155,9 @@ def sshd(workdir: Path) -> Iterator[SSHServer]:
     made here, public-key logins only, for the current user; run with ``-f`` its own config
     (the machine's /etc/ssh is not read) and ``-D`` (in the foreground, stopped on exit)."""
     if not Path(SSHD).is_file():
-        raise ServerUnavailable(f"{SSHD} is missing: install openssh-server (scripts/setup.sh)")
+        raise ServerUnavailable(
+            f"{SSHD} is missing: install Debian's openssh-server (.ci/run does)"
+        )
     if shutil.which("ssh-keygen") is None:
         raise ServerUnavailable("ssh-keygen is missing: install openssh-client")
     workdir.mkdir(parents=True, exist_ok=True)

@@ -161,8 +161,9 @@ def ssh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHServer]:
 
 
 def test_ssh_push_clone_pull_gives_identical_outputs(
-    author: Path, ssh: SSHServer, tmp_path: Path
+    ssh: SSHServer, author: Path, tmp_path: Path
 ) -> None:
+    # (the server fixture first: a test that skips runs no pipeline)
     store = tmp_path / "store"  # a folder on the server (which is this machine)
     run(["dvc", "remote", "add", "ssh-team", ssh.url(store)], author)
     run(["dvc", "remote", "modify", "--local", "ssh-team", "keyfile", str(ssh.keyfile)], author)
@@ -217,10 +218,10 @@ class Published:
 
 
 @pytest.fixture(scope="module")
-def published(author: Path, s3: S3Server, tmp_path_factory: pytest.TempPathFactory) -> Published:
+def published(s3: S3Server, author: Path, tmp_path_factory: pytest.TempPathFactory) -> Published:
     """The author's repository with the S3 server as its default remote (URL and endpoint
     committed, the key only in .dvc/config.local), pushed with its run cache, and cloned
-    bare as the team's git origin."""
+    bare as the team's git origin. (The server first: tests that skip run no pipeline.)"""
     url = f"s3://{s3.bucket}/{BUCKET_PATH}"
     run(["dvc", "remote", "add", "-d", "s3-team", url], author)
     run(["dvc", "remote", "modify", "s3-team", "endpointurl", s3.endpoint], author)
