@@ -20,7 +20,7 @@ from test_archive import make_rar4
 from nextframe.cache import download_path
 from nextframe.config import DownloadParams, HttpParams, Ucf50Params
 from nextframe.data import archive, ucf50
-from nextframe.data.http import part_path
+from nextframe.data.http import part_path, validator_path
 from nextframe.data.video import read_video
 from nextframe.errors import UserError
 
@@ -129,12 +129,13 @@ def test_rerun_neither_downloads_nor_extracts_again(
 
 def test_interrupted_download_resumes_with_a_range(server, members, tmp_path: Path) -> None:
     body = rar_bytes(tmp_path, members)
-    url = server.add("/UCF50.rar", Route(body))
+    url = server.add("/UCF50.rar", Route(body, headers={"ETag": '"rar1"'}))
     out_dir = tmp_path / "raw"
     out_dir.mkdir()
     half = len(body) // 2
     download_path(url).parent.mkdir(parents=True)
     part_path(download_path(url)).write_bytes(body[:half])
+    validator_path(download_path(url)).write_text('"rar1"')
     result = ucf50.collect(params(url, expected_bytes=len(body)), out_dir)
     assert server.ranges("/UCF50.rar") == [f"bytes={half}-"]
     assert download_path(url).read_bytes() == body

@@ -56,6 +56,7 @@ class HttpParams(Section):
     retries: NonNegativeInt = 3
     backoff_s: NonNegativeFloat = 1.0
     max_bytes: PositiveInt = 20_000_000
+    max_redirects: NonNegativeInt = 5  # hops followed, each only to http(s)
 
 
 class TgifParams(Section):
@@ -71,6 +72,7 @@ class TgifParams(Section):
     min_frames: Annotated[int, Field(ge=2)] = 8
     max_frames: PositiveInt = 64
     min_side: NonNegativeInt = 0
+    retry_failed: bool = False  # fetch again the URLs an earlier run found permanently broken
     http: HttpParams = Field(default_factory=HttpParams)
 
     @model_validator(mode="after")
@@ -82,9 +84,16 @@ class TgifParams(Section):
         return self
 
 
+Sha256 = Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")]
+
+
 class Ucf50Params(Section):
     url: str = "https://www.crcv.ucf.edu/data/UCF50.rar"
     expected_bytes: NonNegativeInt = 0
+    expected_sha256: Sha256 = ""  # lowercase hex; "" = not checked
+    # extraction budget: UCF50's largest clip is a few MB and all of it about 3.3 GB unpacked
+    max_file_bytes: PositiveInt = 100_000_000
+    max_total_bytes: PositiveInt = 8_000_000_000
     classes: list[str] = Field(default_factory=list)
     caption_template: str = "a person doing {name}"
     clips_per_class: NonNegativeInt = 0
@@ -96,12 +105,16 @@ class Ucf50Params(Section):
 class FolderParams(Section):
     root: str = "videos"
     csv: str = "videos/captions.csv"
+    min_frames: Annotated[int, Field(ge=1)] = 4  # a file decoding to fewer is failed:too_few_frames
 
 
 class DownloadParams(Section):
     source: Literal["synthetic", "tgif", "ucf50", "folder"] = "synthetic"
     seed: int = 0
     split: SplitFractions = Field(default_factory=SplitFractions)
+    # decoding budget, width x height x frames, checked before frames are held in memory
+    # (50M is 150 MB of RGB: 65 frames of 877x877; a TGIF GIF is rarely over 500 px)
+    max_pixels: PositiveInt = 50_000_000
     synthetic: SyntheticParams = Field(default_factory=SyntheticParams)
     tgif: TgifParams = Field(default_factory=TgifParams)
     ucf50: Ucf50Params = Field(default_factory=Ucf50Params)

@@ -178,11 +178,14 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
     """Fetch and verify up to ``download.tgif.limit`` GIFs into ``out_dir/videos``."""
     tgif = params.tgif
     out_dir = Path(out_dir)
-    captions = parse_tsv(fetch_text(tgif.tsv_url, tgif.http))
+    captions = parse_tsv(fetch_text(tgif.tsv_url, tgif.http, "download.tgif.tsv_url"))
     if not captions:
         raise UserError(f"download.tgif.tsv_url {tgif.tsv_url}: no 'URL<TAB>sentence' lines")
     official = parse_split_files(
-        {split: fetch_text(url, tgif.http) for split, url in tgif.split_urls.items()}
+        {
+            split: fetch_text(url, tgif.http, f"download.tgif.split_urls.{split}")
+            for split, url in tgif.split_urls.items()
+        }
     )
     order = sample_order(list(captions), params.seed)
 
