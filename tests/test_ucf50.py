@@ -170,7 +170,7 @@ def test_escaping_entry_refuses_the_archive(server, members, tmp_path: Path) -> 
     hostile = {**members, "UCF50/../../evil.avi": b"evil"}
     url = server.add("/UCF50.rar", Route(rar_bytes(tmp_path, hostile)))
     out_dir = tmp_path / "raw"
-    with pytest.raises(UserError, match="unsafe"):
+    with pytest.raises(UserError, match=r"download\.ucf50\.url .*unsafe"):
         ucf50.collect(params(url), out_dir)
     assert not (out_dir / "videos").exists()
     assert not (tmp_path / "evil.avi").exists()
@@ -285,3 +285,9 @@ def test_archive_changed_between_runs_restarts_instead_of_splicing(
     assert server.if_ranges("/UCF50.rar") == ['"old"']
     assert download_path(url).read_bytes() == new
     assert len(result.rows) == len(members) + 1
+
+
+def test_an_unreadable_archive_names_the_param(server, tmp_path: Path) -> None:
+    url = server.add("/UCF50.rar", Route(b"<html>moved</html>" * 50))
+    with pytest.raises(UserError, match=r"download\.ucf50\.url .*cannot read the archive"):
+        ucf50.collect(params(url), tmp_path / "raw")

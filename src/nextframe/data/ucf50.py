@@ -220,7 +220,10 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
     out_dir = Path(out_dir)
     caption_for("Check", ucf.caption_template)  # a bad template fails before 3 GiB
     archive_path = download_archive(ucf)
-    entries = archive.list_entries(archive_path)
+    try:
+        entries = archive.list_entries(archive_path)
+    except UserError as exc:
+        raise UserError(f"download.ucf50.url {ucf.url}: {exc}") from None
     clips = select_clips(list(dict.fromkeys(entry.name for entry in entries)), ucf, params.seed)
     refused = archive.refusals(entries)
     for clip in clips:
