@@ -289,35 +289,41 @@ def _extract_with_libarchive(
 
 
 def _extract_with_unar(archive: Path, chosen: list[Entry], dest: Path, budget: Budget) -> None:
-    """unar writes the files itself, so its output is watched and it is killed over budget."""
+    """unar writes the files itself, so its output is watched and it is killed over budget
+    (or on Ctrl-C, so that it cannot write into a folder being removed)."""
     indexes = [str(entry.index) for entry in chosen]
-    command = ["unar", "-q", "-f", "-D", "-o", str(dest), str(archive)]
+    command = ["unar", "-q", "-f", "-D", "-o", str(dest), str(archive), "-i", *indexes]
     process = subprocess.Popen(
-        [*command, "-i", *indexes], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     with process:
-        while True:
-            try:
-                _, errors = process.communicate(timeout=WATCH_INTERVAL_S)
-                break
-            except subprocess.TimeoutExpired:
-                _check_usage(dest, budget, process)
-    _check_usage(dest, budget, process)
+        try:
+            errors = _watch(process, dest, budget)
+        except BaseException:
+            process.kill()
+            raise
     if process.returncode != 0:
         raise UserError(f"{archive}: extraction failed (unar: {errors.strip()})")
 
 
-def _check_usage(dest: Path, budget: Budget, process: subprocess.Popen) -> None:
-    """Kill ``process`` and raise if the files under ``dest`` are over ``budget``."""
+def _watch(process: subprocess.Popen, dest: Path, budget: Budget) -> str:
+    """Wait for ``process``, checking what it wrote under ``dest``; returns its stderr."""
+    while True:
+        try:
+            _, errors = process.communicate(timeout=WATCH_INTERVAL_S)
+        except subprocess.TimeoutExpired:
+            _check_usage(dest, budget)
+            continue
+        _check_usage(dest, budget)
+        return errors
+
+
+def _check_usage(dest: Path, budget: Budget) -> None:
+    """Raise ``BudgetExceeded`` if the files under ``dest`` are over ``budget``."""
     total = 0
-    try:
-        for path, size in _file_sizes(dest):
-            total += size
-            budget.check(str(path.relative_to(dest)), size, total)
-    except BudgetExceeded:
-        process.kill()
-        process.wait()
-        raise
+    for path, size in _file_sizes(dest):
+        total += size
+        budget.check(str(path.relative_to(dest)), size, total)
 
 
 def _file_sizes(folder: Path) -> Iterator[tuple[Path, int]]:
