@@ -128,7 +128,7 @@ def only_tool(request, monkeypatch) -> str:
 @pytest.mark.parametrize("maker", [make_zip, make_tar, make_rar4])
 def test_extracts_exactly_the_selected_members(maker, only_tool: str, tmp_path: Path) -> None:
     path = maker(tmp_path / "UCF50.rar", MEMBERS)
-    assert sorted(archive.list_members(path)) == sorted(MEMBERS)
+    assert sorted(entry.name for entry in archive.list_entries(path)) == sorted(MEMBERS)
     wanted = ["UCF50/Jump/v_Jump_g02_c01.avi", "UCF50/Run/we[i]rd*name.avi"]
     dest = tmp_path / "out"
     extracted = archive.extract(path, wanted, dest, ROOMY)
@@ -249,7 +249,7 @@ def test_corrupt_archive_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "UCF50.rar"
     path.write_bytes(b"<html>not an archive</html>" * 10)
     with pytest.raises(UserError, match="cannot read"):
-        archive.list_members(path)
+        archive.list_entries(path)
 
 
 def test_no_tool_installed_says_how_to_fix(monkeypatch, tmp_path: Path) -> None:
@@ -257,7 +257,7 @@ def test_no_tool_installed_says_how_to_fix(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(archive.shutil, "which", lambda name: None)
     monkeypatch.setattr(archive, "_libarchive", lambda: None)
     with pytest.raises(UserError, match=r"scripts/setup\.sh"):
-        archive.list_members(path)
+        archive.list_entries(path)
 
 
 @pytest.mark.parametrize(

@@ -207,11 +207,6 @@ def list_entries(archive: str | Path) -> list[Entry]:
     return _read_listing(Path(archive))[1]
 
 
-def list_members(archive: str | Path) -> list[str]:
-    """Every entry name in ``archive``; raises UserError if the archive holds an unsafe one."""
-    return [entry.name for entry in list_entries(archive)]
-
-
 def extract(
     archive: str | Path, members: Sequence[str], dest: str | Path, budget: Budget
 ) -> list[Path]:
