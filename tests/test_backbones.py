@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from nextframe.backbones import Backbone, load_backbone, tiny
-from nextframe.backbones.unclip import resolve_device, resolve_dtype
 from nextframe.config import BackboneParams, SyntheticParams
 from nextframe.data.synthetic import make_specs, render_clip
+from nextframe.device import resolve_device, resolve_dtype
 from nextframe.errors import UserError
 
 CPU = BackboneParams(device="cpu", prior_steps=3)

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nextframe.config import DownloadParams, FolderParams
+from nextframe.config import DownloadParams, FolderParams, Params
 from nextframe.data.folder import collect
-from nextframe.data.sources import download
 from nextframe.data.video import read_video, write_video
 from nextframe.errors import UserError
+from nextframe.pipeline import download as download_stage
 from nextframe.store import read_manifest
 
 
@@ -31,6 +31,10 @@ def videos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     write_video(root / "sub dir" / "b.gif", clip(), 8.0)
     write_video(root / "sub_dir" / "b.gif", clip(), 8.0)  # slugs to the same id as above
     return root
+
+
+def download(params: DownloadParams, out_dir: Path):
+    return download_stage.run(out_dir, Params(download=params))
 
 
 def params(csv_text: str, seed: int = 0) -> DownloadParams:

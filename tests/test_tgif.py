@@ -243,8 +243,8 @@ def test_image_bomb_peak_memory_stays_bounded(tmp_path: Path) -> None:
         [sys.executable, "-c", MEASURE_PEAK, str(bomb)], capture_output=True, text=True, check=True
     )
     measured = json.loads(done.stdout.strip().splitlines()[-1])
-    assert measured["reason"] == "too_many_pixels"
-    assert measured["growth_mb"] < 400
+    assert measured["reason"] == "too_many_pixels", measured
+    assert measured["growth_mb"] < 400, measured
 
 
 def test_smaller_faults_each_get_their_own_reason(server, tmp_path: Path) -> None:

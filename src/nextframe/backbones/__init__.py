@@ -20,10 +20,21 @@ from __future__ import annotations
 from nextframe.backbones import tiny
 from nextframe.backbones.unclip import TextEncoding, UnclipBackbone, load_unclip
 from nextframe.config import BackboneParams
+from nextframe.errors import UserError
+from nextframe.store import EmbeddingInfo
 
 Backbone = UnclipBackbone
 
-__all__ = ["Backbone", "TextEncoding", "load_backbone"]
+__all__ = ["Backbone", "TextEncoding", "check_compatible", "load_backbone"]
+
+
+def check_compatible(backbone: Backbone, info: EmbeddingInfo) -> None:
+    """Refuse to mix a backbone with embeddings another backbone made."""
+    if backbone.name != info.backbone or backbone.dim != info.dim:
+        raise UserError(
+            f"the embeddings were made by backbone {info.backbone!r} (D={info.dim}) but "
+            f"backbone.name is {backbone.name!r} (D={backbone.dim}); rerun embed (dvc repro)"
+        )
 
 
 def load_backbone(params: BackboneParams) -> Backbone:

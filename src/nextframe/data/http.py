@@ -57,7 +57,7 @@ TEXT_MAX_BYTES = 256 << 20  # index files (the TGIF TSV is ~15 MB) are not held 
 # identity: Content-Length and Range offsets must count the bytes we store, not gzip bytes
 REQUEST_HEADERS = {"Accept-Encoding": "identity", "User-Agent": "nextframe-downloader"}
 DECODED_ENCODINGS = {"gzip", "x-gzip", "deflate"}  # what urllib3 decodes without extras
-CANCEL_GRACE_S = 0.5  # how long cancelled workers get to remove their own .part files
+CANCEL_GRACE_S = 0.2  # how long cancelled workers get to remove their own .part files
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
-"""The download stage's work: run the chosen source and write ``manifest.parquet``.
+"""The download stage: run the chosen source and write ``data/raw/manifest.parquet``.
 
-Every source module exposes ``collect(params, out_dir) -> SourceResult`` and only
-produces rows; this module writes the table (atomically), counts statuses and turns them
-into metrics and a summary, so all sources report the same way. Source modules are
-imported on use: the network sources pull in HTTP and archive code the synthetic
-default never needs.
+Every source module in ``nextframe.data`` exposes ``collect(params, out_dir) ->
+SourceResult`` and only produces rows; this module writes the table (atomically), prunes
+what no row names, counts statuses and turns them into metrics and a summary, so all
+sources report the same way. Source modules are imported on use: the network sources
+pull in HTTP and archive code the synthetic default never needs.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nextframe.config import DownloadParams
+from nextframe.config import DownloadParams, Params
 from nextframe.data.manifest import OK, VIDEO_DIR, SourceResult
 from nextframe.errors import UserError
 from nextframe.store import MANIFEST_SCHEMA, write_dataframe
 
+PARAMS = ("download",)
 MANIFEST = "manifest.parquet"
 SOURCE_MODULES = {
     "synthetic": "nextframe.data.synthetic",
@@ -105,23 +106,24 @@ def prune_unlisted(out_dir: Path, listed: set[str]) -> int:
     return pruned
 
 
-def download(params: DownloadParams, out_dir: Path) -> DownloadSummary:
+def run(out_dir: Path, params: Params) -> DownloadSummary:
     """Collect clips into ``out_dir`` and write ``out_dir/manifest.parquet``.
 
     The manifest is written even when no clip is usable, so the failures can be
     inspected; that case then raises a UserError with the counts per reason.
     """
     started = time.perf_counter()
+    settings = params.download
     out_dir = Path(out_dir)
-    result = collect(params, out_dir)
+    result = collect(settings, out_dir)
     frame = result.frame()
     duplicated = sorted(set(frame.loc[frame["clip_id"].duplicated(), "clip_id"]))
     if duplicated:
-        raise ValueError(f"source {params.source!r} returned duplicate clip ids {duplicated[:5]}")
+        raise ValueError(f"source {settings.source!r} returned duplicate clip ids {duplicated[:5]}")
     write_dataframe(frame, MANIFEST_SCHEMA, out_dir / MANIFEST)
     pruned = prune_unlisted(out_dir, {row.path for row in result.rows if row.path})
     summary = DownloadSummary(
-        source=params.source,
+        source=settings.source,
         statuses=result.status_counts(),
         ok_per_split=Counter(row.split for row in result.rows if row.status == OK),
         seconds=time.perf_counter() - started,
@@ -131,7 +133,7 @@ def download(params: DownloadParams, out_dir: Path) -> DownloadSummary:
     if summary.statuses[OK] == 0:
         reasons = ", ".join(f"{r}: {n}" for r, n in summary.failures.items()) or "no clips at all"
         raise UserError(
-            f"download ({params.source}): no usable clip out of {summary.clips_total} "
-            f"({reasons}); see {out_dir / MANIFEST} and the download.{params.source} params"
+            f"download ({settings.source}): no usable clip out of {summary.clips_total} "
+            f"({reasons}); see {out_dir / MANIFEST} and the download.{settings.source} params"
         )
     return summary

@@ -1,7 +1,7 @@
-"""The select_frames stage's work: every good clip of the manifest to PNGs and one table.
+"""The select_frames stage: every good clip of the manifest to PNGs and one table.
 
-Per clip: decode only the frames the method can use, pick frames (``frames.py``), resize
-them (``resize.py``) and write ``<out_dir>/<clip_id>/<k>.png``. Clips run on a thread
+Per clip: decode only the frames the method can use, pick frames (``data/frames.py``),
+resize them (``data/resize.py``) and write ``<out_dir>/<clip_id>/<k>.png``. Clips run on a thread
 pool of ``workers``: decord, PyAV, numpy and Pillow's PNG encoder release the GIL, so
 decoding one clip overlaps the scoring and PNG writing of another.
 
@@ -32,13 +32,14 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from nextframe.config import SelectFramesParams
+from nextframe.config import Params, SelectFramesParams
 from nextframe.data.frames import frames_needed, select
 from nextframe.data.resize import resize_frame
 from nextframe.data.video import VideoReadError, read_video
 from nextframe.errors import UserError
 from nextframe.store import FRAMES_SCHEMA, atomic_path, read_manifest, write_dataframe
 
+PARAMS = ("select_frames",)
 FRAMES_TABLE = "frames.parquet"
 MARKER = "selection.json"
 SAFE_CLIP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -205,8 +206,8 @@ def _run_clips(
     return results
 
 
-def select_frames(
-    manifest_path: Path, out_dir: Path, params: SelectFramesParams, progress: bool = True
+def run(
+    manifest_path: Path, out_dir: Path, params: Params, progress: bool = True
 ) -> SelectionSummary:
     """Write selected frames of every ``ok`` clip and ``frames.parquet``; see the module doc."""
     started = time.perf_counter()
@@ -215,7 +216,7 @@ def select_frames(
     summary = SelectionSummary(clips_in=len(clips), manifest_not_ok=len(manifest) - len(clips))
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    results = _run_clips(clips, out_dir, params, progress)
+    results = _run_clips(clips, out_dir, params.select_frames, progress)
 
     rows: list[dict] = []
     for result in results:
