@@ -191,7 +191,9 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
         stream = container.add_stream("libx264", rate=_rate(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "preset": "medium"}
+        # one encoder thread: x264's output depends on its thread count, so results would
+        # depend on the machine's cores
+        stream.options = {"crf": "18", "preset": "medium", "threads": "1"}
         _encode_all(
             container, stream, (av.VideoFrame.from_ndarray(f, format="rgb24") for f in frames)
         )
