@@ -1,6 +1,6 @@
 """What every data source hands back: one row per clip of ``data/raw/manifest.parquet``.
 
-Sources only produce rows; ``sources.download`` writes the table, so every source gets the
+Sources only produce rows; ``pipeline.download`` writes the table, so every source gets the
 same atomic write, the same status counting and the same metrics for free.
 """
 
