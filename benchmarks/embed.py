@@ -119,9 +119,13 @@ def main(
                     out_dir = root / f"out-{batch_size}-{depth}-{repeat}"
                     with forward_timer() as forward:
                         summary = embed.run(
-                            manifest, frames_parquet, out_dir, Params(backbone=params), prefetch=depth,
+                            manifest,
+                            frames_parquet,
+                            out_dir,
+                            Params(backbone=params),
+                            prefetch=depth,
                             progress=False,
-                        )  # fmt: skip
+                        )
                     metrics = summary.metrics()
                     best_frames = max(best_frames, metrics["frames_per_s"])
                     best_captions = max(best_captions, metrics["texts_per_s"])

@@ -19,10 +19,9 @@ import numpy as np
 import pandas as pd
 import typer
 
-from nextframe.config import SelectFramesParams
-from nextframe.config import Params
-from nextframe.pipeline import select_frames
+from nextframe.config import Params, SelectFramesParams
 from nextframe.data.video import write_video
+from nextframe.pipeline import select_frames
 from nextframe.store import MANIFEST_SCHEMA, write_dataframe
 
 app = typer.Typer(add_completion=False)

@@ -95,3 +95,22 @@ def test_a_new_sample_prunes_the_clips_no_manifest_row_names(tmp_path: Path) -> 
     assert not kept & old_videos
     assert summary.metrics()["files_pruned"] == len(old_videos) + 1
     assert (out / "notes.txt").read_text() == "the user's, outside videos/"
+
+
+def test_pruning_removes_links_and_special_files_but_never_follows_a_link(tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "raw"
+    videos = out / "videos"
+    (videos / "sub").mkdir(parents=True)
+    (videos / "kept.mp4").write_bytes(b"listed")
+    os.mkfifo(videos / "listed_fifo.mp4")  # named by a row, but not a regular file
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "yours.txt").write_text("not ours")
+    (videos / "link").symlink_to(outside)
+    (videos / "sub" / "stale.gif").write_bytes(b"old")
+    pruned = sources.prune_unlisted(out, {"videos/kept.mp4", "videos/listed_fifo.mp4"})
+    assert pruned == 3
+    assert sorted(path.name for path in videos.rglob("*")) == ["kept.mp4"]
+    assert (outside / "yours.txt").read_text() == "not ours"

@@ -72,7 +72,9 @@ class HttpParams(Section):
     backoff_s: NonNegativeFloat = 1.0
     """first wait between attempts, doubled each time"""
     max_bytes: PositiveInt = 20_000_000
-    """largest body accepted per file"""
+    """largest body accepted per file (counted decoded, for a gzip body)"""
+    max_redirects: NonNegativeInt = 5
+    """redirects followed per request, each only to http(s)"""
 
 
 class TgifParams(Section):
@@ -94,6 +96,8 @@ class TgifParams(Section):
     """longer GIFs are cut to their first max_frames frames"""
     min_side: NonNegativeInt = 0
     """shorter side in pixels below this: failed:too_small (0: any)"""
+    retry_failed: bool = False
+    """fetch again the URLs an earlier run found permanently broken (404, too large, ...)"""
     http: HttpParams = Field(default_factory=HttpParams)
     """download settings for the GIFs"""
 
@@ -106,11 +110,20 @@ class TgifParams(Section):
         return self
 
 
+Sha256 = Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")]
+
+
 class Ucf50Params(Section):
     url: str = "https://www.crcv.ucf.edu/data/UCF50.rar"
     """the UCF50 RAR archive"""
     expected_bytes: NonNegativeInt = 0
     """archive size to check after download (0: unchecked)"""
+    expected_sha256: Sha256 = ""
+    """archive sha256 (lowercase hex) checked after download; a mismatch deletes it ("": none)"""
+    max_file_bytes: PositiveInt = 100_000_000
+    """extraction budget per clip (UCF50's largest clip is a few MB)"""
+    max_total_bytes: PositiveInt = 8_000_000_000
+    """extraction budget per run (all of UCF50 is about 3.3 GB unpacked)"""
     classes: list[str] = Field(default_factory=list)
     """action classes to extract ([]: all 50)"""
     caption_template: str = "a person doing {name}"
@@ -128,6 +141,8 @@ class FolderParams(Section):
     """folder holding the videos"""
     csv: str = "videos/captions.csv"
     """CSV of path,caption[,split] rows, paths relative to root"""
+    min_frames: Annotated[int, Field(ge=1)] = 4
+    """a file decoding to fewer frames is failed:too_few_frames"""
 
 
 class DownloadParams(Section):
@@ -137,6 +152,9 @@ class DownloadParams(Section):
     """seeds the synthetic clips, the samples and the train/val/test assignment"""
     split: SplitFractions = Field(default_factory=SplitFractions)
     """held-out fractions for sources without an official split"""
+    # 50M is 150 MB of RGB: 65 frames of 877x877; a TGIF GIF is rarely over 500 px
+    max_pixels: PositiveInt = 50_000_000
+    """decoding budget, width x height x frames, checked before frames are held (tgif, folder)"""
     synthetic: SyntheticParams = Field(default_factory=SyntheticParams)
     """the embedded synthetic source (known ground-truth motion)"""
     tgif: TgifParams = Field(default_factory=TgifParams)

@@ -10,18 +10,22 @@ pull in HTTP and archive code the synthetic default never needs.
 from __future__ import annotations
 
 import importlib
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from nextframe.config import DownloadParams, Params
 from nextframe.data.manifest import OK, VIDEO_DIR, SourceResult
 from nextframe.errors import UserError
-from nextframe.store import MANIFEST_SCHEMA, write_dataframe
+from nextframe.store import MANIFEST_SCHEMA, TRUTH_SCHEMA, write_dataframe
 
 PARAMS = ("download",)
 MANIFEST = "manifest.parquet"
+TRUTH = "truth.parquet"  # always written (empty where a source knows no pose) for evaluate
 SOURCE_MODULES = {
     "synthetic": "nextframe.data.synthetic",
     "folder": "nextframe.data.folder",
@@ -86,23 +90,28 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
 
 
 def prune_unlisted(out_dir: Path, listed: set[str]) -> int:
-    """Delete the files under ``out_dir/videos`` that no manifest row names; returns how many.
+    """Delete what no manifest row names under ``out_dir/videos``; returns how many entries.
 
     ``data/raw`` persists between runs (dvc.yaml ``persist: true``) so that verified
     downloads are not fetched again; without pruning, the clips of an earlier seed or
     sample would linger in the DVC output and be pushed to the remote with it. Only
     ``videos/``, where every source writes, is touched: anything else in ``out_dir`` is
-    the user's.
+    the user's. Links, FIFOs and devices go too (DVC would follow or hang on them), and
+    links are never followed, so nothing outside ``videos/`` is ever removed.
     """
-    videos = out_dir / VIDEO_DIR
     keep = {out_dir / path for path in listed}
     pruned = 0
-    for path in sorted(videos.rglob("*"), reverse=True):  # children before their folders
-        if path.is_file() and path not in keep:
-            path.unlink()
-            pruned += 1
-        elif path.is_dir() and not any(path.iterdir()):
-            path.rmdir()
+    for root, folders, files in os.walk(out_dir / VIDEO_DIR, topdown=False):
+        here = Path(root)
+        for name in files + [f for f in folders if (here / f).is_symlink()]:
+            path = here / name
+            if path not in keep or not path.is_file() or path.is_symlink():
+                path.unlink()
+                pruned += 1
+        for name in folders:
+            folder = here / name
+            if not folder.is_symlink() and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     return pruned
 
 
@@ -121,6 +130,8 @@ def run(out_dir: Path, params: Params) -> DownloadSummary:
     if duplicated:
         raise ValueError(f"source {settings.source!r} returned duplicate clip ids {duplicated[:5]}")
     write_dataframe(frame, MANIFEST_SCHEMA, out_dir / MANIFEST)
+    truth = pd.DataFrame(result.truth, columns=TRUTH_SCHEMA.names)
+    write_dataframe(truth, TRUTH_SCHEMA, out_dir / TRUTH)
     pruned = prune_unlisted(out_dir, {row.path for row in result.rows if row.path})
     summary = DownloadSummary(
         source=settings.source,
