@@ -28,7 +28,7 @@ from test_pipeline_e2e import GIT_IDENTITY, STAGES, copy_repo, run
 
 pytestmark = pytest.mark.e2e
 
-# Overrides that take the pipeline from about four minutes to about one: fewer and shorter
+# Overrides that take the pipeline from several minutes to about one: fewer and shorter
 # clips, a few epochs, the retrieval decoder only (the diffusion decoder is the slow part).
 FAST_PARAMS = {
     "download.synthetic.n_clips": 16,
