@@ -179,7 +179,9 @@ class SplitterPredictor:
         self.model = model.eval()
         self.device = next(model.parameters()).device
 
-    def predict(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
+    def predict(
+        self, hidden_states: Tensor, start: Tensor, rise: Tensor, text_embed: Tensor
+    ) -> Tensor:
         with torch.no_grad():
             return self.model(
                 hidden_states.to(self.device, torch.float32),
