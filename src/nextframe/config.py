@@ -213,8 +213,9 @@ class BackboneParams(Section):
 
 
 class SplitterParams(Section):
-    variant: Literal["seed", "increment"] = "seed"
-    """seed (the reference token-mixing MLP) or increment (residual blocks, step embedding)"""
+    variant: Literal["seed", "increment", "timed"] = "seed"
+    """seed (the reference token-mixing MLP), increment (residual blocks, step embedding) or
+    timed (time in every layer: FiLM by the rise, text pooled by attention)"""
     widths: list[PositiveInt] = Field(
         default_factory=lambda: [128, 64, 32, 16, 8, 4, 2, 1], min_length=1
     )
@@ -227,6 +228,14 @@ class SplitterParams(Section):
     # step (cos@1 0.52 against -0.02 for velocity and 0.34 for residual on the defaults).
     output: Literal["target", "residual", "velocity"] = "target"
     """the mixed vector m as output: target (m), residual (start + m), velocity (start + rise m)"""
+    hidden: PositiveInt = 512
+    """timed: width of the MLP"""
+    depth: PositiveInt = 3
+    """timed: residual blocks"""
+    heads: PositiveInt = 4
+    """timed: attention heads pooling the text tokens (must divide D)"""
+    frequencies: NonNegativeInt = 6
+    """timed: sin/cos octaves of the rise fed to every block"""
 
     @model_validator(mode="after")
     def _mix_down_to_one(self) -> SplitterParams:
