@@ -150,11 +150,11 @@ def run(
         raise UserError(
             f"generated clips {leaked[:3]} are training clips; rerun generate after download"
         )
-    images = read_image_embeddings(embeddings_dir / "images.parquet")
-    texts = read_text_embeddings(embeddings_dir / "texts.parquet")
+    images = read_image_embeddings(embeddings_dir / "images.parquet", clip_ids)
+    texts = read_text_embeddings(embeddings_dir / "texts.parquet", manifest)
     truth, n_truth = true_frames(images, clip_ids)
     rows = texts.index()
-    text_embed = texts.text_embed[[rows[c] for c in clip_ids]]
+    text_embed = texts.text_embed[[rows[c] for c in clip_ids]]  # reads these rows only
     n_frames = int(index["n_frames"])
     try:
         predictions = read_rollouts(generated_dir / PREDICTIONS_TABLE, clip_ids, n_frames)

@@ -64,7 +64,7 @@ def load_dataset(manifest_path: Path, embeddings_dir: Path) -> Dataset:
     """Read the manifest's splits and the embedding tables into train and val ``ClipSet``s."""
     manifest = read_manifest(manifest_path)
     images = read_image_embeddings(embeddings_dir / "images.parquet")
-    texts = read_text_embeddings(embeddings_dir / "texts.parquet")
+    texts = read_text_embeddings(embeddings_dir / "texts.parquet", manifest)
     if images.info.dim != texts.info.dim or images.info.backbone != texts.info.backbone:
         raise UserError(
             f"{embeddings_dir}: images.parquet ({images.info.backbone}, D={images.info.dim}) and "
