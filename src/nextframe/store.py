@@ -59,6 +59,19 @@ FRAMES_SCHEMA = pa.schema(
     ]
 )
 
+TRUTH_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("frame_index", pa.int32()),
+        ("t_seconds", pa.float64()),
+        ("cx", pa.float64()),  # object centre, pixels from the left edge
+        ("cy", pa.float64()),  # pixels from the top edge
+        ("radius", pa.float64()),  # circumradius, pixels
+        ("angle", pa.float64()),  # orientation, radians
+        ("frame_size", pa.int32()),  # side of the square source frame the pixels refer to
+    ]
+)
+
 SPLITS = ("train", "val", "test")
 FLUSH_ROWS = 4096  # rows per parquet row group of streamed tables (at most)
 GROUP_BYTES = 64 * 2**20  # ... and about this many bytes of vectors per row group
@@ -442,6 +455,10 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
 
 def read_frames(path: str | Path) -> pd.DataFrame:
     return read_dataframe(path, FRAMES_SCHEMA)
+
+
+def read_truth(path: str | Path) -> pd.DataFrame:
+    return read_dataframe(path, TRUTH_SCHEMA)
 
 
 @dataclass(frozen=True)

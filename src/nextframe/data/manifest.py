@@ -41,6 +41,9 @@ class SourceResult:
     rows: list[ManifestRow]
     metrics: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # the object's true pose per source frame (store.TRUTH_SCHEMA rows), where a source
+    # knows it (synthetic); empty for real footage
+    truth: list[dict] = field(default_factory=list)
 
     def frame(self) -> pd.DataFrame:
         columns = list(ManifestRow.__dataclass_fields__)

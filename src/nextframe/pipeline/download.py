@@ -16,13 +16,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from nextframe.config import DownloadParams, Params
 from nextframe.data.manifest import OK, VIDEO_DIR, SourceResult
 from nextframe.errors import UserError
-from nextframe.store import MANIFEST_SCHEMA, write_dataframe
+from nextframe.store import MANIFEST_SCHEMA, TRUTH_SCHEMA, write_dataframe
 
 PARAMS = ("download",)
 MANIFEST = "manifest.parquet"
+TRUTH = "truth.parquet"  # always written (empty where a source knows no pose) for evaluate
 SOURCE_MODULES = {
     "synthetic": "nextframe.data.synthetic",
     "folder": "nextframe.data.folder",
@@ -127,6 +130,8 @@ def run(out_dir: Path, params: Params) -> DownloadSummary:
     if duplicated:
         raise ValueError(f"source {settings.source!r} returned duplicate clip ids {duplicated[:5]}")
     write_dataframe(frame, MANIFEST_SCHEMA, out_dir / MANIFEST)
+    truth = pd.DataFrame(result.truth, columns=TRUTH_SCHEMA.names)
+    write_dataframe(truth, TRUTH_SCHEMA, out_dir / TRUTH)
     pruned = prune_unlisted(out_dir, {row.path for row in result.rows if row.path})
     summary = DownloadSummary(
         source=settings.source,
