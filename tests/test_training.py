@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -321,8 +322,9 @@ def test_load_dataset_splits_and_skips(tmp_path: Path) -> None:
     dataset = load_dataset(manifest_path, embeddings)
     assert dataset.skipped == {"not_ok": 1, "no_embeddings": 1, "under_2_frames": 0}
     assert len(dataset.val) == 2 and len(dataset.train) == 12 - 2 - 2 - 1
-    assert dataset.train.hidden_states.dtype == torch.float32
-    assert dataset.train.hidden_states.shape[1:] == (TEXT_LENGTH, DIM)
+    batch = dataset.train.gather(np.arange(3))  # what a batch of three clips holds
+    assert batch.hidden_states.dtype == torch.float32
+    assert batch.hidden_states.shape == (3, TEXT_LENGTH, DIM)
     assert "clip000" not in dataset.train.clip_ids
 
 

@@ -704,6 +704,51 @@ class VectorColumn:
         return out
 
 
+@dataclass(frozen=True)
+class FrameIndex:
+    """images.parquet with its vectors left on disk: where each clip's frames are (rows
+    ``starts[c]`` to ``starts[c] + counts[c]``, in time order) and their times;
+    ``embeddings.read(rows)`` reads frame vectors in place."""
+
+    clip_ids: list[str]  # sorted, distinct
+    starts: np.ndarray  # [C] int64
+    counts: np.ndarray  # [C] int64
+    t_seconds: np.ndarray  # [N] float64, one per row
+    embeddings: VectorColumn
+    info: EmbeddingInfo
+
+    def clip_slices(self) -> dict[str, slice]:
+        return {
+            clip_id: slice(int(start), int(start + count))
+            for clip_id, start, count in zip(self.clip_ids, self.starts, self.counts, strict=True)
+        }
+
+
+def read_frame_index(path: str | Path) -> FrameIndex:
+    """The ``FrameIndex`` of images.parquet (rows sorted by clip_id, k, as embed writes them)."""
+    path = _embedding_table_path(path)
+    metadata = pq.read_metadata(path)
+    keys = pq.read_table(path, columns=["clip_id", "k", "t_seconds"])
+    clip_ids, ks = keys.column("clip_id").combine_chunks(), keys.column("k").to_numpy()
+    count = len(clip_ids)
+    changes = pc.not_equal(clip_ids.slice(1), clip_ids.slice(0, max(count - 1, 0)))
+    starts = np.flatnonzero(np.r_[count > 0, changes.to_numpy(zero_copy_only=False)])
+    counts = np.diff(np.r_[starts, count])
+    firsts = clip_ids.take(pa.array(starts)).to_pylist()
+    same_clip = np.ones(count, dtype=bool)
+    same_clip[starts] = False  # rows that continue the clip of the row before
+    if firsts != sorted(set(firsts)) or not (np.diff(ks, prepend=-1)[same_clip] > 0).all():
+        raise ValueError(f"{path}: rows are not sorted by clip_id, k; rerun the embed stage")
+    return FrameIndex(
+        clip_ids=firsts,
+        starts=starts.astype(np.int64),
+        counts=counts.astype(np.int64),
+        t_seconds=keys.column("t_seconds").to_numpy().astype(np.float64),
+        embeddings=VectorColumn.locate(path, "embedding", metadata),
+        info=EmbeddingInfo.from_schema(pq.read_schema(path)),
+    )
+
+
 TEXT_VECTORS = ("text_embed", "prior_embed", "hidden_states")
 
 
