@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -23,6 +24,7 @@ from nextframe.store import (
     FRAMES_SCHEMA,
     MANIFEST_SCHEMA,
     TextEmbeddings,
+    read_frame_index,
     read_image_embeddings,
     read_manifest,
     read_text_embeddings,
@@ -207,6 +209,29 @@ def test_rerun_reuses_everything_and_rewrites_nothing(
     assert counts == {"frames": 0, "captions": 0}
     assert (summary.frames_encoded, summary.texts_encoded) == (0, 0)
     assert {name: (out_dir / name).stat().st_mtime_ns for name in stamps} == stamps
+
+
+def test_tables_of_the_older_layout_are_rebuilt_or_rewritten(
+    inputs: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-row-per-clip texts table is re-encoded; an images table written with pyarrow's
+    defaults (compressed, not readable in place) is rewritten from its own rows."""
+    manifest, _, out_dir = inputs
+    run(inputs)
+    images = pq.read_table(out_dir / IMAGES_TABLE)
+    pq.write_table(images, out_dir / IMAGES_TABLE)  # snappy, dictionary, 1 MB pages
+    texts = pq.read_table(out_dir / TEXTS_TABLE)
+    by_caption = {c: row for row, c in enumerate(texts.column("caption").to_pylist())}
+    per_clip = texts.take([by_caption[CAPTIONS[c]] for c in sorted(CLIPS)])
+    per_clip = per_clip.set_column(0, "clip_id", pa.array(sorted(CLIPS)))
+    pq.write_table(per_clip, out_dir / TEXTS_TABLE)
+    with pytest.raises(ValueError, match="one row per clip"):
+        read_texts(out_dir, manifest)
+    counts = count_calls(monkeypatch)
+    run(inputs)
+    assert counts == {"frames": 0, "captions": 3}
+    assert read_texts(out_dir, manifest).clip_ids == sorted(CLIPS)
+    assert read_frame_index(out_dir / IMAGES_TABLE).clip_ids == sorted(CLIPS)  # in place
 
 
 def test_rerun_encodes_only_what_changed(
