@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time set-up of a machine for nextframe: Debian's extractors for the UCF50 source
-# (libarchive-tools' bsdtar and unar) and the locked Python environment: requirements.lock
+# (libarchive-tools' bsdtar and unar) and the locked Python environment, DVC's S3, SSH and
+# GCS remotes and the dev tools (moto's S3 server for the remote tests) included: requirements.lock
 # pins every distribution, transitively, with its hashes, so every machine gets the same
 # bytes (and the committed results reproduce). Safe to rerun: pip skips what is in place.
 #

@@ -13,6 +13,7 @@ import math
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -30,11 +31,19 @@ GIT_IDENTITY = {
 STAGES = ["download", "select_frames", "embed", "train", "generate", "evaluate"]
 
 
-def run(args: list[str], cwd: Path, timeout: float = 900) -> str:
-    """Run a command, failing the test with its whole output if it fails."""
-    env = {**os.environ, **GIT_IDENTITY}
+def run(
+    args: list[str], cwd: Path, timeout: float = 900, env: Mapping[str, str] | None = None
+) -> str:
+    """Run a command (with ``env`` added to the environment), failing the test with its
+    whole output if it fails."""
     result = subprocess.run(
-        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
+        args,
+        cwd=cwd,
+        env={**os.environ, **GIT_IDENTITY, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(args)} failed ({result.returncode}):\n{output}"
