@@ -1,9 +1,12 @@
-"""Encode every selected frame and every clip's caption with the backbone.
+"""Encode every selected frame and every distinct caption with the backbone.
 
 Writes OUT_DIR/images.parquet (clip_id, k, t_seconds, embedding) and
-OUT_DIR/texts.parquet (clip_id, caption, text_embed, prior_embed, hidden_states).
-A rerun reuses the rows of clips whose frames, caption and backbone settings are
-unchanged and encodes only the rest.
+OUT_DIR/texts.parquet (caption_id, caption, text_embed, prior_embed, hidden_states; one
+row per distinct caption). A rerun reuses the rows of clips whose frames, caption and
+backbone settings are unchanged and encodes only the rest.
+
+Several processes, GPUs or nodes: set NEXTFRAME_LAUNCHER to a launcher command line
+(e.g. "torchrun --standalone --nproc-per-node 8") and the stage runs itself under it.
 """
 
 from pathlib import Path
@@ -11,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from nextframe.distributed import relaunch
 from nextframe.pipeline import PARAMS_FILE, ParamsFileOption, embed, params_help, run_stage, unwrap
 
 app = typer.Typer(add_completion=False)
@@ -23,6 +27,7 @@ def main(
     out_dir: Annotated[Path, typer.Argument(help="folder for images.parquet and texts.parquet")],
     params_file: ParamsFileOption = PARAMS_FILE,
 ) -> None:
+    relaunch()  # under $NEXTFRAME_LAUNCHER, if set
     run_stage(
         "embed", embed.PARAMS, params_file, lambda p, log: embed.run(manifest, frames, out_dir, p)
     )

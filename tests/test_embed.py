@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -22,7 +23,10 @@ from nextframe.pipeline.embed import IMAGES_TABLE, TEXTS_TABLE, prefetched
 from nextframe.store import (
     FRAMES_SCHEMA,
     MANIFEST_SCHEMA,
+    TextEmbeddings,
+    read_frame_index,
     read_image_embeddings,
+    read_manifest,
     read_text_embeddings,
     write_dataframe,
 )
@@ -111,6 +115,11 @@ def run(inputs: tuple[Path, Path, Path], **kwargs) -> embed_module.EmbedSummary:
     return embed(*inputs, PARAMS, progress=False, **kwargs)
 
 
+def read_texts(out_dir: Path, manifest: Path) -> TextEmbeddings:
+    """texts.parquet seen through the manifest's clips, every vector read."""
+    return read_text_embeddings(out_dir / TEXTS_TABLE, read_manifest(manifest))
+
+
 def test_tables_match_direct_encoding_in_sorted_order(
     inputs: tuple[Path, Path, Path], backbone: Backbone
 ) -> None:
@@ -135,17 +144,17 @@ def test_tables_match_direct_encoding_in_sorted_order(
     pngs = [Image.open(frames_parquet.parent / c / f"{k}.png") for c, k in expected_order]
     torch.testing.assert_close(images.embeddings, backbone.encode_images(pngs))
 
-    texts = read_text_embeddings(out_dir / TEXTS_TABLE)
+    texts = read_texts(out_dir, inputs[0])
     assert texts.clip_ids == sorted(CLIPS)
     assert texts.captions == [CAPTIONS[c] for c in sorted(CLIPS)]
     assert texts.info == images.info
     reference = backbone.encode_texts(texts.captions)
-    torch.testing.assert_close(texts.prior_embed, reference.prior_embed)
-    torch.testing.assert_close(texts.text_embed, reference.text_embed)
+    torch.testing.assert_close(texts.prior_embed[:], reference.prior_embed)
+    torch.testing.assert_close(texts.text_embed[:], reference.text_embed)
     assert texts.hidden_states.dtype == torch.float16
     assert texts.hidden_states.shape == (3, backbone.text_length, backbone.dim)
     torch.testing.assert_close(
-        texts.hidden_states.float(), reference.hidden_states, rtol=1e-2, atol=1e-2
+        texts.hidden_states[:].float(), reference.hidden_states, rtol=1e-2, atol=1e-2
     )
 
 
@@ -202,6 +211,29 @@ def test_rerun_reuses_everything_and_rewrites_nothing(
     assert {name: (out_dir / name).stat().st_mtime_ns for name in stamps} == stamps
 
 
+def test_tables_of_the_older_layout_are_rebuilt_or_rewritten(
+    inputs: tuple[Path, Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A one-row-per-clip texts table is re-encoded; an images table written with pyarrow's
+    defaults (compressed, not readable in place) is rewritten from its own rows."""
+    manifest, _, out_dir = inputs
+    run(inputs)
+    images = pq.read_table(out_dir / IMAGES_TABLE)
+    pq.write_table(images, out_dir / IMAGES_TABLE)  # snappy, dictionary, 1 MB pages
+    texts = pq.read_table(out_dir / TEXTS_TABLE)
+    by_caption = {c: row for row, c in enumerate(texts.column("caption").to_pylist())}
+    per_clip = texts.take([by_caption[CAPTIONS[c]] for c in sorted(CLIPS)])
+    per_clip = per_clip.set_column(0, "clip_id", pa.array(sorted(CLIPS)))
+    pq.write_table(per_clip, out_dir / TEXTS_TABLE)
+    with pytest.raises(ValueError, match="one row per clip"):
+        read_texts(out_dir, manifest)
+    counts = count_calls(monkeypatch)
+    run(inputs)
+    assert counts == {"frames": 0, "captions": 3}
+    assert read_texts(out_dir, manifest).clip_ids == sorted(CLIPS)
+    assert read_frame_index(out_dir / IMAGES_TABLE).clip_ids == sorted(CLIPS)  # in place
+
+
 def test_rerun_encodes_only_what_changed(
     inputs: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -219,16 +251,16 @@ def test_rerun_encodes_only_what_changed(
     assert (summary.frames_encoded, summary.texts_encoded) == (7, 2)
 
     resumed_images = read_image_embeddings(out_dir / IMAGES_TABLE)
-    resumed_texts = read_text_embeddings(out_dir / TEXTS_TABLE)
+    resumed_texts = read_texts(out_dir, inputs[0])
     fresh = embed(manifest, frames_parquet, tmp_path / "fresh", PARAMS, progress=False)
     assert fresh.frames_encoded == 11
     fresh_images = read_image_embeddings(tmp_path / "fresh" / IMAGES_TABLE)
-    fresh_texts = read_text_embeddings(tmp_path / "fresh" / TEXTS_TABLE)
+    fresh_texts = read_texts(tmp_path / "fresh", manifest)
     assert resumed_images.clip_ids == fresh_images.clip_ids
     torch.testing.assert_close(resumed_images.embeddings, fresh_images.embeddings)
     assert resumed_texts.clip_ids == ["clip_a", "clip_b", "clip_d"]
     assert resumed_texts.captions == fresh_texts.captions
-    torch.testing.assert_close(resumed_texts.prior_embed, fresh_texts.prior_embed)
+    torch.testing.assert_close(resumed_texts.prior_embed[:], fresh_texts.prior_embed[:])
 
 
 def test_other_prior_settings_reencode_captions_only(
@@ -287,7 +319,7 @@ def test_missing_frame_skips_its_clip_and_is_reported(inputs: tuple[Path, Path, 
     assert "missing_frame" in summary.describe()
     assert str(frames_parquet.parent / "clip_c" / "2.png") in summary.describe()
     assert read_image_embeddings(out_dir / IMAGES_TABLE).clip_ids == ["clip_a"] * 4 + ["clip_b"] * 5
-    assert read_text_embeddings(out_dir / TEXTS_TABLE).clip_ids == ["clip_a", "clip_b"]
+    assert read_texts(out_dir, inputs[0]).clip_ids == ["clip_a", "clip_b"]
 
 
 @pytest.mark.parametrize("prefetch", [0, 2])
@@ -315,7 +347,7 @@ def test_unreadable_frames_drop_their_whole_clip(
     assert images.clip_ids == ["clip_a"] * 4 and images.k.tolist() == [0, 1, 2, 3]
     pngs = [Image.open(frames_parquet.parent / "clip_a" / f"{k}.png") for k in range(4)]
     torch.testing.assert_close(images.embeddings, backbone.encode_images(pngs))
-    texts = read_text_embeddings(out_dir / TEXTS_TABLE)
+    texts = read_texts(out_dir, inputs[0])
     assert texts.clip_ids == ["clip_a"] and texts.captions == [CAPTIONS["clip_a"]]
 
     # A rerun remembers the unreadable clips: it reads and rewrites nothing, reports them again.
@@ -331,7 +363,7 @@ def test_unreadable_frames_drop_their_whole_clip(
     fixed = run(inputs, prefetch=prefetch)
     assert (fixed.frames_encoded, fixed.texts_encoded) == (5, 1)
     assert [s.clip_id for s in fixed.skipped] == ["clip_c"]
-    assert read_text_embeddings(out_dir / TEXTS_TABLE).clip_ids == ["clip_a", "clip_b"]
+    assert read_texts(out_dir, inputs[0]).clip_ids == ["clip_a", "clip_b"]
 
 
 def test_no_clip_left_is_a_user_error(inputs: tuple[Path, Path, Path]) -> None:
@@ -360,7 +392,7 @@ def test_batch_size_does_not_change_the_tables(inputs: tuple[Path, Path, Path]) 
         embed(manifest, frames_parquet, out_dir / str(batch_size), params, progress=False)
         tables[batch_size] = (
             read_image_embeddings(out_dir / str(batch_size) / IMAGES_TABLE),
-            read_text_embeddings(out_dir / str(batch_size) / TEXTS_TABLE),
+            read_texts(out_dir / str(batch_size), manifest),
         )
     (images_3, texts_3), (images_7, texts_7) = tables[3], tables[7]
     assert images_3.clip_ids == images_7.clip_ids and torch.equal(images_3.k, images_7.k)
@@ -370,7 +402,7 @@ def test_batch_size_does_not_change_the_tables(inputs: tuple[Path, Path, Path]) 
     assert difference <= 1e-6 * images_3.embeddings.abs().max()
     assert texts_3.clip_ids == texts_7.clip_ids and texts_3.captions == texts_7.captions
     for name in ("text_embed", "prior_embed", "hidden_states"):
-        assert torch.equal(getattr(texts_3, name), getattr(texts_7, name)), name
+        assert torch.equal(getattr(texts_3, name)[:], getattr(texts_7, name)[:]), name
 
 
 def test_embeddings_round_trip_through_parquet_bit_exactly(
@@ -393,16 +425,17 @@ def test_embeddings_round_trip_through_parquet_bit_exactly(
     monkeypatch.setattr(UnclipBackbone, "encode_texts", texts_spy)
     run(inputs)
     images = read_image_embeddings(inputs[2] / IMAGES_TABLE)
-    texts = read_text_embeddings(inputs[2] / TEXTS_TABLE)
+    texts = read_texts(inputs[2], inputs[0])
     assert images.embeddings.dtype == torch.float32
     assert torch.equal(images.embeddings, torch.cat(returned["pixels"]))  # frames arrive sorted
+    every_row = np.arange(len(texts.table))  # in caption_id order, the order encoded
     for name in ("text_embed", "prior_embed"):
         original = torch.cat([getattr(encoding, name) for encoding in returned["texts"]])
         assert getattr(texts, name).dtype == torch.float32
-        assert torch.equal(getattr(texts, name), original), name
+        assert torch.equal(texts.table.read(name, every_row), original), name
     hidden = torch.cat([encoding.hidden_states for encoding in returned["texts"]])
     assert texts.hidden_states.dtype == torch.float16
-    assert torch.equal(texts.hidden_states, hidden.half())
+    assert torch.equal(texts.table.read("hidden_states", every_row), hidden.half())
 
 
 def test_stage_cli(inputs: tuple[Path, Path, Path], tmp_path: Path) -> None:

@@ -349,18 +349,14 @@ def build_project(
     )
     clip_ids = sorted(captions)
     encoding = backbone.encode_texts([captions[c] for c in clip_ids])
-    text_table = pd.DataFrame(
-        {
-            "clip_id": clip_ids,
-            "caption": [captions[c] for c in clip_ids],
-            "text_embed": list(encoding.text_embed.numpy()),
-            "prior_embed": list(encoding.prior_embed.numpy()),
-            "hidden_states": [list(h) for h in encoding.hidden_states.half().numpy()],
-        }
-    )
-    store.write_dataframe(
-        text_table,
-        store.text_embeddings_schema(backbone.info, TOKENS),
+    store.write_table(
+        store.text_rows(
+            [captions[c] for c in clip_ids],
+            encoding.text_embed,
+            encoding.prior_embed,
+            encoding.hidden_states,
+            store.text_embeddings_schema(backbone.info, TOKENS),
+        ),
         paths["embeddings"] / "texts.parquet",
     )
     torch.manual_seed(0)
@@ -434,7 +430,9 @@ def test_generate_then_evaluate_write_every_output(
     assert predictions.num_rows == 4 * 6 * 2 * 5  # (clips + prompt) x methods x rollouts x steps
     frame = predictions.drop_columns(["embedding"]).to_pandas()
     vectors = store.arrow_to_vectors(predictions.column("embedding"))
-    texts = store.read_text_embeddings(paths["embeddings"] / "texts.parquet")
+    texts = store.read_text_embeddings(
+        paths["embeddings"] / "texts.parquet", store.read_manifest(paths["manifest"])
+    )
     prior = texts.prior_embed[texts.index()["clip08"]]
     linear = torch.from_numpy(
         vectors[
@@ -529,7 +527,7 @@ def test_held_out_clips_are_test_clips_only(tmp_path: Path, fake_backbone: FakeB
     paths = build_project(tmp_path, fake_backbone, {"train": 4, "val": 2})
     manifest = store.read_manifest(paths["manifest"])
     images = store.read_image_embeddings(paths["embeddings"] / "images.parquet")
-    texts = store.read_text_embeddings(paths["embeddings"] / "texts.parquet")
+    texts = store.read_text_embeddings(paths["embeddings"] / "texts.parquet", manifest)
     with pytest.raises(UserError, match=r"no test clips.*download\.split\.test"):
         held_out(manifest, images, texts, 0)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -89,7 +90,8 @@ def write_synthetic_tables(
         prior = frames[0] + 0.05 * scale * vector()
         clip_id = f"clip{index:03d}"
         split = {1: "val", 2: "test"}.get(index % 6, "train")
-        caption = f"a {color} {shape} moves {motion} {speed}"
+        # one caption per clip: texts.parquet keeps one row per distinct caption
+        caption = f"a {color} {shape} moves {motion} {speed} (clip {index})"
         manifest.append((clip_id, "synthetic", caption, motion, split, f"{clip_id}.mp4", "", "ok"))
         text_rows.append((clip_id, caption, hidden.mean(0), prior, hidden))
         image_rows += [(clip_id, k, k / 8.0, frames[k]) for k in range(n_frames)]
@@ -113,21 +115,12 @@ def write_synthetic_tables(
         schema=store.image_embeddings_schema(info),
     )
     store.write_table(images, embeddings / "images.parquet")
-    texts = pa.table(
-        {
-            "clip_id": [r[0] for r in text_rows],
-            "caption": [r[1] for r in text_rows],
-            "text_embed": store.vectors_to_arrow(
-                torch.stack([r[2] for r in text_rows]), pa.float32()
-            ),
-            "prior_embed": store.vectors_to_arrow(
-                torch.stack([r[3] for r in text_rows]), pa.float32()
-            ),
-            "hidden_states": store.vectors_to_arrow(
-                torch.stack([r[4] for r in text_rows]), pa.float16()
-            ),
-        },
-        schema=store.text_embeddings_schema(info, TEXT_LENGTH),
+    texts = store.text_rows(
+        [r[1] for r in text_rows],
+        torch.stack([r[2] for r in text_rows]),
+        torch.stack([r[3] for r in text_rows]),
+        torch.stack([r[4] for r in text_rows]),
+        store.text_embeddings_schema(info, TEXT_LENGTH),
     )
     store.write_table(texts, embeddings / "texts.parquet")
     return manifest_path, embeddings
@@ -329,8 +322,9 @@ def test_load_dataset_splits_and_skips(tmp_path: Path) -> None:
     dataset = load_dataset(manifest_path, embeddings)
     assert dataset.skipped == {"not_ok": 1, "no_embeddings": 1, "under_2_frames": 0}
     assert len(dataset.val) == 2 and len(dataset.train) == 12 - 2 - 2 - 1
-    assert dataset.train.hidden_states.dtype == torch.float32
-    assert dataset.train.hidden_states.shape[1:] == (TEXT_LENGTH, DIM)
+    batch = dataset.train.gather(np.arange(3))  # what a batch of three clips holds
+    assert batch.hidden_states.dtype == torch.float32
+    assert batch.hidden_states.shape == (3, TEXT_LENGTH, DIM)
     assert "clip000" not in dataset.train.clip_ids
 
 

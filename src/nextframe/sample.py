@@ -67,10 +67,11 @@ def sample_video(
         outputs = outputs or PipelineOutputs()
         images = read_image_embeddings(outputs.embeddings / "images.parquet")
         check_compatible(backbone, images.info)
+        manifest = read_manifest(outputs.manifest)
         retrieval = retrieval_decoder(
-            read_manifest(outputs.manifest),
+            manifest,
             images,
-            read_text_embeddings(outputs.embeddings / "texts.parquet"),
+            read_text_embeddings(outputs.embeddings / "texts.parquet", manifest),
             read_frames(outputs.frames),
             outputs.frames.parent,
             settings.size,

@@ -206,12 +206,31 @@ def _log_params(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
         client.log_batch(run_id, params=flat[first : first + 100])
 
 
+class UntrackedRun(StageRun):
+    """The run of a launched stage's rank other than 0: its logs go nowhere."""
+
+    def __init__(self, stage: str) -> None:
+        super().__init__(client=None, run_id="", parent_id="", stage=stage)
+
+    def _log(self, run_id: str, metrics: Mapping[str, float], step: int | None) -> None:
+        pass
+
+    def log_artifacts(self, paths: Iterable[str | Path]) -> None:
+        pass
+
+
 @contextmanager
 def stage_run(
     stage: str, params: Mapping[str, Any], all_params: Mapping[str, Any] | None = None
 ) -> Iterator[StageRun]:
     """A child run for ``stage`` (logging ``params``, the keys it reads) under its pipeline's
-    parent run (holding ``all_params``). Ends FINISHED, FAILED, or KILLED on Ctrl-C."""
+    parent run (holding ``all_params``). Ends FINISHED, FAILED, or KILLED on Ctrl-C.
+
+    A stage started by a launcher on several processes is tracked by its rank 0 only: the
+    other ranks (``RANK`` > 0) get a run that logs nothing."""
+    if os.environ.get("RANK", "0") != "0":
+        yield UntrackedRun(stage)
+        return
     logging.getLogger("alembic").setLevel(logging.WARNING)
     from mlflow.tracking import MlflowClient
 

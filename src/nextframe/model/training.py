@@ -1,7 +1,9 @@
 """Composite training of the splitter (DESIGN.md, "The method"), plain PyTorch top to bottom.
 
-1. The train stage (``pipeline/train.py``) reads the embedding tables into padded
-   tensors per split (``ClipSet``).
+1. The train stage (``pipeline/train.py``) gives each split as a ``ClipSource``: padded
+   tensors in memory (``ClipSet``), or the embedding tables read batch by batch, where
+   ``source.batch(rows)`` assembles just the clips a batch needs as a small ``ClipSet``
+   (float32 per batch only; the same numbers, hence the same training).
 2. Every epoch, each clip contributes frame 0, its last frame and random frames between
    them (up to ``max_frames_per_clip``, in time order), and every active mode turns them
    into (clip, base frame, target frame) rows of a ``Plan``:
@@ -35,6 +37,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -68,6 +71,14 @@ class ClipSet:
     def __len__(self) -> int:
         return len(self.clip_ids)
 
+    @property
+    def dim(self) -> int:
+        return self.frames.shape[-1]
+
+    @property
+    def text_length(self) -> int:
+        return self.hidden_states.shape[1]
+
     def to(self, device: torch.device | str) -> ClipSet:
         return ClipSet(
             clip_ids=self.clip_ids,
@@ -78,6 +89,33 @@ class ClipSet:
             n_frames=self.n_frames.to(device),
             rises=self.rises.to(device),
         )
+
+    def batch(self, plan: Plan) -> tuple[ClipSet, Plan]:
+        """The clips a batch of rows needs and the rows pointing into them: here, all of them."""
+        return self, plan
+
+
+class ClipSource(Protocol):
+    """Where batches come from: a ``ClipSet`` in memory, or a split read from the embedding
+    tables batch by batch (``pipeline.train.MappedClipSet``); both give the same batches."""
+
+    clip_ids: list[str]
+    n_frames: Tensor  # [C] int64
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def text_length(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def to(self, device: torch.device | str) -> ClipSource: ...
+
+    def batch(self, plan: Plan) -> tuple[ClipSet, Plan]:
+        """A ClipSet (float32, on the device) holding the clips of ``plan``'s rows, and
+        ``plan`` with its clip indices pointing into it."""
+        ...
 
 
 def rises_from_times(times: Tensor, n_frames: Tensor) -> Tensor:
@@ -140,7 +178,7 @@ def sample_frames(
 
 
 def plan_rows(
-    clips: ClipSet, modes: tuple[str, ...], max_frames: int, generator: torch.Generator
+    clips: ClipSource, modes: tuple[str, ...], max_frames: int, generator: torch.Generator
 ) -> Plan:
     """Every row of one epoch for the given modes (see the module docstring's table)."""
     n_frames = clips.n_frames.cpu()
@@ -244,13 +282,13 @@ def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str) -> 
 
 
 def evaluate_loss(
-    model: Splitter, clips: ClipSet, plan: Plan, params: TrainParams, probe: Tensor
+    model: Splitter, clips: ClipSource, plan: Plan, params: TrainParams, probe: Tensor
 ) -> dict[str, float]:
     model.eval()
     terms, sizes = [], []
     with torch.no_grad():
         for index in torch.arange(len(plan)).split(params.batch_size):
-            inputs = make_inputs(clips, plan.subset(index), model, params.blend_q)
+            inputs = make_inputs(*clips.batch(plan.subset(index)), model, params.blend_q)
             prediction = model(inputs.hidden_states, inputs.start, inputs.rise)
             terms.append(
                 change_loss(inputs.start, prediction, inputs.target, params.loss, probe).as_floats()
@@ -268,7 +306,10 @@ class TrainResult:
 
 
 def train_splitter(
-    train_set: ClipSet, val_set: ClipSet, params: TrainParams, on_epoch: EpochCallback | None = None
+    train_set: ClipSource,
+    val_set: ClipSource,
+    params: TrainParams,
+    on_epoch: EpochCallback | None = None,
 ) -> TrainResult:
     """Train on ``train_set``, early-stop on ``val_set``; returns the best model (eval mode)."""
     device = resolve_device(params.device)
@@ -276,7 +317,7 @@ def train_splitter(
     generator = torch.Generator().manual_seed(params.seed)
     modes = active_modes(params.modes)
     train_set, val_set = train_set.to(device), val_set.to(device)
-    dim, text_length = train_set.frames.shape[-1], train_set.hidden_states.shape[1]
+    dim, text_length = train_set.dim, train_set.text_length
     model = Splitter(SplitterConfig.from_params(params.splitter, dim, text_length)).to(device)
     probe = probe_vector(dim).to(device)
     optimizer = torch.optim.AdamW(
@@ -302,7 +343,7 @@ def train_splitter(
         order = torch.randperm(len(plan), generator=generator)
         terms, sizes = [], []
         for index in order.split(params.batch_size):
-            inputs = make_inputs(train_set, plan.subset(index), model, params.blend_q)
+            inputs = make_inputs(*train_set.batch(plan.subset(index)), model, params.blend_q)
             prediction = model(inputs.hidden_states, inputs.start, inputs.rise)  # [B, D]
             loss = change_loss(inputs.start, prediction, inputs.target, params.loss, probe)
             optimizer.zero_grad(set_to_none=True)
@@ -344,7 +385,7 @@ def train_splitter(
 
 def score_methods(
     predictors: dict,
-    clips: ClipSet,
+    clips: ClipSource,
     plan: Plan,
     splitter: Splitter,
     blend_q: float,
@@ -359,7 +400,7 @@ def score_methods(
     splitter.eval()
     with torch.no_grad():
         for index in torch.arange(len(plan)).split(batch_size):
-            inputs = make_inputs(clips, plan.subset(index), splitter, blend_q)
+            inputs = make_inputs(*clips.batch(plan.subset(index)), splitter, blend_q)
             for name, predictor in predictors.items():
                 prediction = predictor.predict(
                     inputs.hidden_states, inputs.start, inputs.rise, inputs.text_embed

@@ -1,9 +1,12 @@
-"""The embed stage: every selected frame and every clip's caption through the backbone.
+"""The embed stage: every selected frame and every distinct caption through the backbone.
 
-Writes two tables (DESIGN.md, "Data contracts"), both sorted by clip_id (then k):
+Writes two tables (DESIGN.md, "Data contracts"):
 
 - ``images.parquet``: clip_id, k, t_seconds, embedding [D] float32 (raw CLIP image embeds),
-- ``texts.parquet``: clip_id, caption, text_embed [D], prior_embed [D], hidden_states [T, D].
+  sorted by clip_id, k;
+- ``texts.parquet``: one row per distinct caption of the embedded clips: caption_id (a
+  digest of the text), caption, text_embed [D], prior_embed [D], hidden_states [T, D]
+  float16, sorted by caption_id. A clip finds its row through its manifest caption.
 
 Frames are encoded in batches of ``backbone.batch_size`` while a thread pool loads and
 preprocesses the next batches (PNG decoding and CLIP preprocessing are CPU work that would
@@ -13,20 +16,29 @@ flat however many frames there are, and the table appears only once it is comple
 Resume: each table's schema metadata records how its rows were made (the backbone's
 ``EmbeddingInfo``, dtype and, for texts, the prior's settings) and, for images, a digest of
 each clip's frames (their rows in frames.parquet and the PNG bytes). A rerun reuses the rows
-of every clip whose digest (images) or caption (texts) is unchanged and made the same way,
-encodes only the rest, and rewrites nothing at all when nothing changed.
+of every clip whose digest is unchanged (images) and every caption still wanted (texts),
+made the same way, streaming them from the previous table; it encodes only the rest, and
+rewrites nothing at all when nothing changed. A texts table of the older one-row-per-clip
+layout is rebuilt.
 
 Bad frames: a clip with a missing frame file (found up front) or an unreadable one (found
 when loading) is skipped whole, counted and reported by path; its frames and caption get
 no rows, since a clip's frames are all or nothing. Only when no clip is left is that an
 error. Unreadable clips are recorded in the images table's footer with their digest, so a
 rerun skips them again without reading them and still rewrites nothing.
+
+Across processes (``nextframe.distributed``: the stage started under ``torchrun`` or
+``accelerate launch``): every rank embeds a contiguous range of clips (then of distinct
+captions) into its own shard under ``.shards/``, written atomically and reused by a rerun
+with the same number of ranks; rank 0 merges the shards into the two tables, in the row
+groups and with the metadata a single process writes, and removes the shards.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -36,6 +48,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -44,24 +57,31 @@ from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 
+from nextframe import distributed
 from nextframe.backbones import Backbone, load_backbone
 from nextframe.config import Params
 from nextframe.errors import UserError
 from nextframe.store import (
     FLOAT32,
     SortedTableWriter,
+    VectorColumn,
+    caption_id,
+    clip_captions,
     image_embeddings_schema,
+    merge_sorted_tables,
     read_frames,
     read_manifest,
-    split_by_clip,
+    stream_rows,
     table_writer,
     text_embeddings_schema,
+    text_rows,
     vectors_to_arrow,
 )
 
 PARAMS = ("backbone", "runtime")
 IMAGES_TABLE = "images.parquet"
 TEXTS_TABLE = "texts.parquet"
+SHARDS_DIR = ".shards"  # the ranks' parts while several processes embed
 RESUME_KEY = b"nextframe.embed"  # schema metadata: how rows were made, per-clip digests
 FAILED_KEY = "nextframe.embed.failed"  # footer metadata: unreadable clips, by digest
 MISSING_FRAME, UNREADABLE_FRAME = "missing_frame", "unreadable_frame"  # why a clip is skipped
@@ -227,22 +247,35 @@ def clip_digests(frames: pd.DataFrame, root: Path) -> tuple[dict[str, str], list
     return digests, skipped
 
 
-def _previous(path: Path, schema: pa.Schema) -> tuple[pa.Table, dict] | None:
-    """The table at ``path`` and its resume record, if it was made the way ``schema`` says;
-    the record's ``failed`` holds the footer's unreadable clips (clip_id -> dict)."""
+def _previous(path: Path, schema: pa.Schema) -> dict | None:
+    """The resume record of the table at ``path``, if it was made the way ``schema`` says
+    (footer only: no row is read); its ``failed`` holds the footer's unreadable clips."""
     if not path.exists():
         return None
     try:
-        table = pq.read_table(path, memory_map=True)
-        record = json.loads(table.schema.metadata[RESUME_KEY])
+        names = pq.read_schema(path).names
+        record = json.loads(pq.read_schema(path).metadata[RESUME_KEY])
         expected = json.loads(schema.metadata[RESUME_KEY])
         footer = pq.read_metadata(path).metadata or {}
         record["failed"] = json.loads(footer.get(FAILED_KEY.encode(), b"{}"))
     except (OSError, KeyError, TypeError, ValueError, pa.ArrowException):
         return None  # unreadable or written by something else: encode everything again
-    if record["made_by"] != expected["made_by"] or table.schema.names != schema.names:
+    if record["made_by"] != expected["made_by"] or names != schema.names:
         return None
-    return table, record
+    return record
+
+
+def _readable_in_place(path: Path, schema: pa.Schema) -> bool:
+    """Whether the vector columns of ``path`` can be read in place (a table from an older
+    version cannot: a rerun rewrites it from its own rows, encoding nothing)."""
+    try:
+        metadata = pq.read_metadata(path)
+        for column in schema:
+            if pa.types.is_fixed_size_list(column.type):
+                VectorColumn.locate(path, column.name, metadata)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _with_record(schema: pa.Schema, record: dict) -> pa.Schema:
@@ -280,45 +313,50 @@ def embed_images(
     batch_size: int,
     prefetch: int = PREFETCH,
     progress: bool = True,
+    *,
+    previous: Path | None = None,
+    require_rows: bool = True,
 ) -> ImagesResult:
     """Write ``out_path`` for ``frames`` (sorted by clip_id, k), skipping every clip with a
-    missing or unreadable frame; raises UserError (and writes nothing) if none is left."""
+    missing or unreadable frame; raises UserError (and writes nothing) if none is left,
+    unless not ``require_rows`` (a shard may be empty). Rows are reused from ``previous``
+    (default: ``out_path`` itself)."""
     digests, skipped = clip_digests(frames, root)
     made_by = {"info": _info_record(backbone), "dtype": str(backbone.dtype)}
     schema = _with_record(
         image_embeddings_schema(backbone.info), {"made_by": made_by, "clips": digests}
     )
-    reused: dict[str, pa.Table] = {}
+    source = previous or out_path
+    reused: set[str] = set()
     failed: dict[str, SkippedClip] = {}  # unreadable clips, this run's and known ones
-    previous = _previous(out_path, schema)
-    if previous is not None:
-        table, record = previous
+    record = _previous(source, schema)
+    if record is not None:
         reused = {
-            clip_id: rows
-            for clip_id, rows in split_by_clip(
-                table.sort_by([("clip_id", "ascending"), ("k", "ascending")])
-            )
-            if record["clips"].get(clip_id) == digests.get(clip_id)
+            clip_id
+            for clip_id, digest in record["clips"].items()
+            if digests.get(clip_id) == digest and clip_id not in record["failed"]
         }
         failed = {
             clip_id: SkippedClip(clip_id, UNREADABLE_FRAME, Path(known["path"]), known["error"])
             for clip_id, known in record["failed"].items()
             if clip_id in digests and known["digest"] == digests[clip_id]
         }
-        if reused and set(reused) | set(failed) == set(digests) == set(record["clips"]):
+        unchanged = reused | set(failed) == set(digests) == set(record["clips"])
+        if reused and unchanged and source == out_path and _readable_in_place(out_path, schema):
             # the table is already exactly what this run would write
             return ImagesResult(0, sorted(reused), _by_clip([*skipped, *failed.values()]))
     todo = frames[frames["clip_id"].isin(digests) & ~frames["clip_id"].isin([*reused, *failed])]
     todo = todo.reset_index(drop=True)
     batches = [todo.iloc[start : start + batch_size] for start in range(0, len(todo), batch_size)]
     encoded: Counter[str] = Counter()
+    reused_rows = stream_rows(source, "clip_id", reused.__contains__) if reused else ()
 
     with (
         table_writer(out_path, schema) as writer,
         closing(prefetched(batches, lambda b: load_batch(backbone, b, root), prefetch)) as loaded,
         tqdm(total=len(todo), desc="embed frames", unit="frame", disable=not progress) as bar,
     ):
-        sorted_writer = SortedTableWriter(writer, schema, reused)
+        sorted_writer = SortedTableWriter(writer, schema, reused_rows)
         for batch, result in zip(batches, loaded, strict=True):
             for clip_id, skip in result.failed.items():
                 failed.setdefault(clip_id, skip)
@@ -332,10 +370,10 @@ def embed_images(
             bar.update(len(batch))
         sorted_writer.close()
         skipped = _by_clip([*skipped, *failed.values()])
-        if sorted_writer.rows == 0:
+        if sorted_writer.rows == 0 and require_rows:
             raise UserError(_nothing_left(root, skipped))  # the table is never written
         writer.add_key_value_metadata({FAILED_KEY: _failed_record(failed, digests)})
-    clip_ids = sorted(set(reused) | (set(encoded) - set(failed)))
+    clip_ids = sorted(reused | (set(encoded) - set(failed)))
     return ImagesResult(sum(encoded[c] for c in clip_ids), clip_ids, skipped)
 
 
@@ -361,14 +399,23 @@ def _nothing_left(root: Path, skipped: list[SkippedClip]) -> str:
     )
 
 
+def distinct_captions(captions: Iterable[str]) -> dict[str, str]:
+    """caption_id -> caption of every distinct caption, sorted by caption_id."""
+    return dict(sorted({caption_id(caption): caption for caption in captions}.items()))
+
+
 def embed_texts(
     backbone: Backbone,
-    captions: pd.DataFrame,
+    captions: Iterable[str],
     out_path: Path,
     batch_size: int,
     progress: bool = True,
+    *,
+    previous: Path | None = None,
 ) -> int:
-    """Write ``out_path`` for ``captions`` (clip_id, caption; sorted); returns captions encoded."""
+    """Write ``out_path``: one row per distinct caption of ``captions``, sorted by
+    caption_id, reusing the rows of ``previous`` (default: ``out_path``); returns the
+    captions encoded."""
     made_by = {
         "info": _info_record(backbone),
         "dtype": str(backbone.dtype),
@@ -380,42 +427,35 @@ def embed_texts(
     schema = _with_record(
         text_embeddings_schema(backbone.info, backbone.text_length), {"made_by": made_by}
     )
-    wanted = dict(zip(captions["clip_id"], captions["caption"], strict=True))
-    reused: dict[str, pa.Table] = {}
-    previous = _previous(out_path, schema)
-    if previous is not None:
-        table, _ = previous
-        old_captions = dict(
-            zip(table["clip_id"].to_pylist(), table["caption"].to_pylist(), strict=True)
-        )
-        reused = {
-            clip_id: rows
-            for clip_id, rows in split_by_clip(table.sort_by("clip_id"))
-            if clip_id in wanted and old_captions[clip_id] == wanted[clip_id]
-        }
-        if set(reused) == set(wanted) == set(old_captions):
+    wanted = distinct_captions(captions)
+    source = previous or out_path
+    reused: set[str] = set()
+    if _previous(source, schema) is not None:
+        old_ids = set(pq.read_table(source, columns=["caption_id"]).column(0).to_pylist())
+        reused = old_ids & set(wanted)
+        unchanged = reused == set(wanted) == old_ids
+        if unchanged and source == out_path and _readable_in_place(out_path, schema):
             return 0
-    todo = captions[~captions["clip_id"].isin(reused)].reset_index(drop=True)
+    todo = [(key, caption) for key, caption in wanted.items() if key not in reused]
+    reused_rows = stream_rows(source, "caption_id", reused.__contains__) if reused else ()
     with (
         table_writer(out_path, schema) as writer,
         tqdm(total=len(todo), desc="embed captions", unit="caption", disable=not progress) as bar,
     ):
-        sorted_writer = SortedTableWriter(writer, schema, reused)
+        sorted_writer = SortedTableWriter(writer, schema, reused_rows, key="caption_id")
         for start in range(0, len(todo), batch_size):
-            batch = todo.iloc[start : start + batch_size]
-            encoding = backbone.encode_texts(batch["caption"].tolist())
-            rows = pa.Table.from_arrays(
-                [
-                    pa.array(batch["clip_id"].tolist(), pa.string()),
-                    pa.array(batch["caption"].tolist(), pa.string()),
-                    vectors_to_arrow(encoding.text_embed, FLOAT32),  # [B, D]
-                    vectors_to_arrow(encoding.prior_embed, FLOAT32),  # [B, D]
-                    vectors_to_arrow(encoding.hidden_states, pa.float16()),  # [B, T, D]
-                ],
-                schema=schema,
+            texts = [caption for _, caption in todo[start : start + batch_size]]
+            encoding = backbone.encode_texts(texts)
+            sorted_writer.write(
+                text_rows(
+                    texts,
+                    encoding.text_embed,  # [B, D]
+                    encoding.prior_embed,  # [B, D]
+                    encoding.hidden_states,  # [B, T, D]
+                    schema,
+                )
             )
-            sorted_writer.write(rows)
-            bar.update(len(batch))
+            bar.update(len(texts))
         sorted_writer.close()
     return len(todo)
 
@@ -428,7 +468,7 @@ def _info_record(backbone: Backbone) -> dict:
 def _captions(frames: pd.DataFrame, manifest: pd.DataFrame, manifest_path: Path) -> pd.DataFrame:
     """clip_id, caption of every clip that has frames, sorted by clip_id."""
     clip_ids = sorted(frames["clip_id"].unique())
-    by_clip = manifest.drop_duplicates("clip_id").set_index("clip_id")["caption"]
+    by_clip = clip_captions(manifest)
     missing = [clip_id for clip_id in clip_ids if clip_id not in by_clip.index]
     if missing:
         raise UserError(
@@ -436,8 +476,7 @@ def _captions(frames: pd.DataFrame, manifest: pd.DataFrame, manifest_path: Path)
             f"(first: {missing[0]!r}); frames.parquet must come from this manifest: rerun "
             "select_frames on it"
         )
-    captions = by_clip.loc[clip_ids].fillna("").astype(str)
-    return pd.DataFrame({"clip_id": clip_ids, "caption": captions.to_numpy()})
+    return pd.DataFrame({"clip_id": clip_ids, "caption": by_clip.loc[clip_ids].to_numpy()})
 
 
 def _checked_frames(frames_parquet: Path) -> pd.DataFrame:
@@ -445,6 +484,54 @@ def _checked_frames(frames_parquet: Path) -> pd.DataFrame:
     if frames.empty:
         raise UserError(f"{frames_parquet}: no frames; rerun select_frames (dvc repro)")
     return frames.sort_values(["clip_id", "k"], kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------- across processes
+
+
+def shard_path(out_dir: Path, table: str, world: distributed.World) -> Path:
+    """Where rank ``world.rank`` writes its part of ``table`` (names carry the world size,
+    so a rerun with as many ranks resumes from them and another count starts afresh)."""
+    stem = Path(table).stem
+    return out_dir / SHARDS_DIR / f"{stem}-{world.rank:05d}-of-{world.size:05d}.parquet"
+
+
+def merge_shards(
+    out_dir: Path, table: str, world: distributed.World, schema: pa.Schema, key: str
+) -> None:
+    """Rank 0: the ranks' shards of ``table`` (``schema`` without the resume record) into
+    ``out_dir/table``, as one process writes it (rows, row groups, record and footer)."""
+    shards = [
+        shard_path(out_dir, table, distributed.World(rank, world.size, 0))
+        for rank in range(world.size)
+    ]
+    absent = [shard for shard in shards if not shard.exists()]
+    if absent:
+        raise UserError(
+            f"{absent[0]} (written by another rank) is not visible here; with several "
+            f"nodes, {out_dir} must be on a file system every node shares"
+        )
+    records = [json.loads(pq.read_schema(shard).metadata[RESUME_KEY]) for shard in shards]
+    record = {"made_by": records[0]["made_by"]}
+    if "clips" in records[0]:
+        record["clips"] = {c: d for part in records for c, d in part["clips"].items()}
+    footers = [pq.read_metadata(shard).metadata or {} for shard in shards]
+    footer = {}
+    if any(FAILED_KEY.encode() in part for part in footers):
+        failed = {}
+        for part in footers:
+            failed.update(json.loads(part.get(FAILED_KEY.encode(), b"{}")))
+        footer[FAILED_KEY] = json.dumps(dict(sorted(failed.items())), sort_keys=True)
+    merge_sorted_tables(shards, out_dir / table, _with_record(schema, record), key, footer)
+
+
+def _gather_images(world: distributed.World, mine: ImagesResult) -> ImagesResult:
+    parts = distributed.all_gather(world, mine)
+    return ImagesResult(
+        frames_encoded=sum(part.frames_encoded for part in parts),
+        clip_ids=sorted(clip_id for part in parts for clip_id in part.clip_ids),
+        skipped=_by_clip(skip for part in parts for skip in part.skipped),
+    )
 
 
 def run(
@@ -463,40 +550,82 @@ def run(
     frames/s at batch 32 on 2 cores).
     """
     started = time.perf_counter()
+    world = distributed.World.from_env()
     root = frames_parquet.parent
     frames = _checked_frames(frames_parquet)
     captions = _captions(frames, read_manifest(manifest_path), manifest_path)
-    missing = [path for path in frames["path"] if not (root / path).is_file()]
-    if len(set(frames["clip_id"][frames["path"].isin(missing)])) == len(captions):
-        _, skipped = clip_digests(frames, root)  # every clip lacks a frame: fail before loading
-        raise UserError(_nothing_left(root, skipped))
-    settings = params.backbone
+    if world.size == 1:
+        missing = [path for path in frames["path"] if not (root / path).is_file()]
+        if len(set(frames["clip_id"][frames["path"].isin(missing)])) == len(captions):
+            _, skipped = clip_digests(frames, root)  # every clip lacks a frame: fail early
+            raise UserError(_nothing_left(root, skipped))
+    settings = params.backbone.model_copy(
+        update={"device": distributed.rank_device(params.backbone.device, world)}
+    )
     backbone = load_backbone(settings)
     if prefetch is None:
         prefetch = PREFETCH if backbone.device.type == "cuda" else 0
     summary = EmbedSummary(backbone=backbone.name, dim=backbone.dim)
     out_dir.mkdir(parents=True, exist_ok=True)
+    images_path, texts_path = out_dir / IMAGES_TABLE, out_dir / TEXTS_TABLE
+    with distributed.process_group(world):
+        image_started = time.perf_counter()
+        if world.size == 1:
+            images = embed_images(
+                backbone, frames, root, images_path, settings.batch_size, prefetch, progress
+            )
+        else:
+            clip_ids = sorted(frames["clip_id"].unique())
+            counts = frames.groupby("clip_id").size().loc[clip_ids].to_numpy()
+            mine = clip_ids[distributed.shard(counts, world)]  # contiguous, by frame count
+            shard = shard_path(out_dir, IMAGES_TABLE, world)
+            images = _gather_images(
+                world,
+                embed_images(
+                    backbone,
+                    frames[frames["clip_id"].isin(mine)].reset_index(drop=True),
+                    root,
+                    shard,
+                    settings.batch_size,
+                    prefetch,
+                    progress and world.rank == 0,
+                    previous=shard if shard.exists() else images_path,
+                    require_rows=False,
+                ),
+            )
+            if not images.clip_ids:
+                raise UserError(_nothing_left(root, images.skipped))
+            if world.rank == 0:
+                schema = image_embeddings_schema(backbone.info)
+                merge_shards(out_dir, IMAGES_TABLE, world, schema, "clip_id")
+        summary.image_seconds = time.perf_counter() - image_started
+        summary.frames_encoded, summary.skipped = images.frames_encoded, images.skipped
+        summary.frames = int(frames["clip_id"].isin(images.clip_ids).sum())
+        summary.clips = len(images.clip_ids)
+        kept = captions[captions["clip_id"].isin(images.clip_ids)]["caption"]
 
-    image_started = time.perf_counter()
-    images = embed_images(
-        backbone,
-        frames,
-        root,
-        out_dir / IMAGES_TABLE,
-        settings.batch_size,
-        prefetch=prefetch,
-        progress=progress,
-    )
-    summary.image_seconds = time.perf_counter() - image_started
-    summary.frames_encoded, summary.skipped = images.frames_encoded, images.skipped
-    summary.frames = int(frames["clip_id"].isin(images.clip_ids).sum())
-    summary.clips = len(images.clip_ids)
-    captions = captions[captions["clip_id"].isin(images.clip_ids)].reset_index(drop=True)
-
-    text_started = time.perf_counter()
-    summary.texts_encoded = embed_texts(
-        backbone, captions, out_dir / TEXTS_TABLE, settings.batch_size, progress=progress
-    )
-    summary.text_seconds = time.perf_counter() - text_started
+        text_started = time.perf_counter()
+        if world.size == 1:
+            summary.texts_encoded = embed_texts(
+                backbone, kept, texts_path, settings.batch_size, progress=progress
+            )
+        else:
+            wanted = list(distinct_captions(kept).values())  # in caption_id order
+            shard = shard_path(out_dir, TEXTS_TABLE, world)
+            encoded = embed_texts(
+                backbone,
+                wanted[distributed.shard(np.ones(len(wanted)), world)],
+                shard,
+                settings.batch_size,
+                progress=progress and world.rank == 0,
+                previous=shard if shard.exists() else texts_path,
+            )
+            summary.texts_encoded = sum(distributed.all_gather(world, encoded))
+            if world.rank == 0:
+                schema = text_embeddings_schema(backbone.info, backbone.text_length)
+                merge_shards(out_dir, TEXTS_TABLE, world, schema, "caption_id")
+                shutil.rmtree(out_dir / SHARDS_DIR)
+            distributed.barrier(world)  # every rank returns with the tables in place
+        summary.text_seconds = time.perf_counter() - text_started
     summary.seconds = time.perf_counter() - started
     return summary

@@ -226,11 +226,11 @@ def run(
             f"generated clips {leaked[:3]} are not test clips (training or validation saw "
             "them); rerun generate after download (dvc repro)"
         )
-    images = read_image_embeddings(embeddings_dir / "images.parquet")
-    texts = read_text_embeddings(embeddings_dir / "texts.parquet")
+    images = read_image_embeddings(embeddings_dir / "images.parquet", clip_ids)
+    texts = read_text_embeddings(embeddings_dir / "texts.parquet", manifest)
     truth, n_truth = true_frames(images, clip_ids)
     rows = texts.index()
-    text_embed = texts.text_embed[[rows[c] for c in clip_ids]]
+    text_embed = texts.text_embed[[rows[c] for c in clip_ids]]  # reads these rows only
     n_frames = int(index["n_frames"])
     decoded_rows = [row for row, c in enumerate(held_out) if c["decoded"]]
     decoded_ids = [clip_ids[row] for row in decoded_rows]

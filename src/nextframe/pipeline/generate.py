@@ -266,7 +266,7 @@ def run(
     clock = time.perf_counter()
     manifest = read_manifest(manifest_path)
     images = read_image_embeddings(embeddings_dir / "images.parquet")
-    texts = read_text_embeddings(embeddings_dir / "texts.parquet")
+    texts = read_text_embeddings(embeddings_dir / "texts.parquet", manifest)
     split, clip_ids = held_out(manifest, images, texts, settings.max_clips)
     backbone = load_backbone(params.backbone)
     check_compatible(backbone, images.info)
