@@ -1,6 +1,6 @@
 """Encode every selected frame and every clip's caption with the backbone.
 
-Settings (params.yaml, backbone): name: tiny (built offline in seconds)
+Settings (params.yaml, backbone): name: toy (shipped, offline)
 or kandinsky22 (prior_model, decoder_model: hub ids or local folders).
 dtype, device: auto = float16 on CUDA, float32 on CPU.
 batch_size: frames or captions per forward pass.

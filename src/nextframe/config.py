@@ -124,7 +124,11 @@ class SelectFramesParams(Section):
 
 
 class BackboneParams(Section):
-    name: Literal["tiny", "kandinsky22"] = "tiny"
+    # toy: trained on synthetic clips, shipped with the package (offline default);
+    # kandinsky22: the real unCLIP from prior_model / decoder_model (hub ids or folders).
+    # The settings below name, tune and place kandinsky22; toy uses only device (and
+    # batch_size, like every backbone): it is float32 and its prior is deterministic.
+    name: Literal["toy", "kandinsky22"] = "toy"
     prior_model: str = "kandinsky-community/kandinsky-2-2-prior"
     decoder_model: str = "kandinsky-community/kandinsky-2-2-decoder"
     revision: str = "main"
