@@ -31,8 +31,8 @@ from PIL import Image
 from nextframe.backbones import kandinsky_fixture
 from nextframe.backbones.toy import ToyBackbone
 from nextframe.backbones.unclip import UnclipBackbone
-from nextframe.config import BackboneParams
-from nextframe.embed import embed
+from nextframe.config import BackboneParams, Params
+from nextframe.pipeline import embed
 from nextframe.store import FRAMES_SCHEMA, MANIFEST_SCHEMA, write_dataframe
 
 app = typer.Typer(add_completion=False)
@@ -129,10 +129,14 @@ def main(
                 for repeat in range(repeats):
                     out_dir = root / f"out-{batch_size}-{depth}-{repeat}"
                     with forward_timer() as forward:
-                        summary = embed(
-                            manifest, frames_parquet, out_dir, params, prefetch=depth,
+                        summary = embed.run(
+                            manifest,
+                            frames_parquet,
+                            out_dir,
+                            Params(backbone=params),
+                            prefetch=depth,
                             progress=False,
-                        )  # fmt: skip
+                        )
                     metrics = summary.metrics()
                     best_frames = max(best_frames, metrics["frames_per_s"])
                     best_captions = max(best_captions, metrics["texts_per_s"])

@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import typer
 
-from nextframe.config import SelectFramesParams
-from nextframe.data.extract import select_frames
+from nextframe.config import Params, SelectFramesParams
 from nextframe.data.video import write_video
+from nextframe.pipeline import select_frames
 from nextframe.store import MANIFEST_SCHEMA, write_dataframe
 
 app = typer.Typer(add_completion=False)
@@ -81,7 +81,8 @@ def main(
             best = float("inf")
             for repeat in range(repeats):
                 started = time.perf_counter()
-                summary = select_frames(manifest, root / f"out{count}_{repeat}", params, False)
+                out = root / f"out{count}_{repeat}"
+                summary = select_frames.run(manifest, out, Params(select_frames=params), False)
                 best = min(best, time.perf_counter() - started)
                 assert summary.clips_kept == clips, summary.describe()
             typer.echo(f"workers={count}: {clips / best:7.1f} clips/s (best of {repeats})")

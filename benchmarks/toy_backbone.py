@@ -30,11 +30,10 @@ from torch.nn import functional as F
 from nextframe.backbones import load_backbone
 from nextframe.backbones.toy import RECIPE
 from nextframe.backbones.toy.probes import centroid, described_colors, object_mask, psnr
-from nextframe.config import BackboneParams, DownloadParams, SelectFramesParams, SyntheticParams
-from nextframe.data import synthetic
-from nextframe.data.extract import select_frames
-from nextframe.data.synthetic import TRANSLATIONS, _pose, make_specs, render_clip
-from nextframe.store import MANIFEST_SCHEMA, read_frames, write_dataframe
+from nextframe.config import BackboneParams, DownloadParams, Params, SyntheticParams
+from nextframe.data.synthetic import TRANSLATIONS, make_specs, render_clip
+from nextframe.pipeline import download, select_frames
+from nextframe.store import read_frames, read_manifest, read_truth
 
 app = typer.Typer(add_completion=False)
 
@@ -49,23 +48,19 @@ def emit(bar: str, value: float, threshold: float, passed: bool, **details) -> N
 
 
 def make_test_set(root: Path, clips: int) -> tuple[pd.DataFrame, pd.DataFrame, list]:
-    """(test rows of the manifest, their frames, all specs): the pipeline's download and
-    select_frames on the synthetic defaults with ``clips`` clips."""
-    params = DownloadParams(synthetic=SyntheticParams(n_clips=clips))
-    result = synthetic.collect(params, root / "raw")
-    manifest = pd.DataFrame([vars(row) for row in result.rows])
-    write_dataframe(manifest, MANIFEST_SCHEMA, root / "raw" / "manifest.parquet")
-    select_frames(
-        root / "raw" / "manifest.parquet", root / "frames", SelectFramesParams(), progress=False
-    )
+    """(test rows of the manifest, their frames with the true pose, all specs): the
+    pipeline's download and select_frames stages on the defaults with ``clips`` clips."""
+    params = Params(download=DownloadParams(synthetic=SyntheticParams(n_clips=clips)))
+    download.run(root / "raw", params)
+    select_frames.run(root / "raw" / "manifest.parquet", root / "frames", params, progress=False)
+    manifest = read_manifest(root / "raw" / "manifest.parquet")
+    test = manifest[manifest["split"] == "test"].sort_values("clip_id").reset_index(drop=True)
     frames = read_frames(root / "frames" / "frames.parquet")
-    test = manifest[manifest["split"] == "test"].sort_values("clip_id")
-    frames = frames[frames["clip_id"].isin(test["clip_id"])].sort_values(["clip_id", "k"])
-    return (
-        test.reset_index(drop=True),
-        frames.reset_index(drop=True),
-        make_specs(params.synthetic, params.seed),
-    )
+    frames = frames[frames["clip_id"].isin(test["clip_id"])]
+    truth = read_truth(root / "raw" / "truth.parquet")[["clip_id", "frame_index", "cx", "cy"]]
+    frames = frames.merge(truth, on=["clip_id", "frame_index"], how="left")
+    frames = frames.sort_values(["clip_id", "k"]).reset_index(drop=True)
+    return test, frames, make_specs(params.download.synthetic, params.download.seed)
 
 
 def spec_of(clip_id: str, specs: list):
@@ -100,9 +95,8 @@ def main(
         spec = spec_of(row.clip_id, specs)
         scores.append(psnr(picture, true_picture))
         render_scores.append(psnr(true_picture, render_clip(spec)[row.frame_index]))
-        centre_x, centre_y, _, _ = _pose(spec, row.frame_index / (spec.n_frames - 1))
         found = centroid(object_mask(picture, spec.background, spec.color))
-        true_centre = np.array([centre_x, centre_y]) * spec.size
+        true_centre = np.array([row.cx, row.cy])  # truth.parquet, pixels
         errors.append(np.inf if found is None else float(np.hypot(*(found - true_centre))))
     emit(
         "decode_psnr_db", float(np.mean(scores)), 25.0, bool(np.mean(scores) >= 25), **common,

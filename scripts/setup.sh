@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
-# One-time set-up of a machine for nextframe: the RAR/ZIP/TAR extractor the UCF50 source
-# needs (Debian's libarchive-tools and unar) and the project itself with its pinned torch.
-# Safe to rerun: it installs only what is missing.
+# One-time set-up of a machine for nextframe: Debian's extractors for the UCF50 source
+# (libarchive-tools' bsdtar and unar) and the locked Python environment: requirements.lock
+# pins every distribution, transitively, with its hashes, so every machine gets the same
+# bytes (and the committed results reproduce). Safe to rerun: pip skips what is in place.
+#
+#   bash scripts/setup.sh          # CPU: torch 2.13.0+cpu, as the lock says
+#   bash scripts/setup.sh --cuda   # GPU box: torch 2.13.0's CUDA build from PyPI instead
+#
+# Upgrading the lock after changing pyproject.toml's ranges: bash scripts/lock.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +22,17 @@ if ! command -v bsdtar >/dev/null 2>&1 || ! command -v unar >/dev/null 2>&1; the
   fi
 fi
 
-# torch is pinned in pyproject.toml (2.13.0); pip takes a local CPU wheel where one is offered
-python3 -m pip install --quiet -e ".[dev]"
+lock=requirements.lock
+if [ "${1:-}" = "--cuda" ]; then
+  # The lock's torch is the CPU build; take the CUDA build of the same version instead
+  # and install everything else exactly as locked.
+  python3 -m pip install --quiet "torch==2.13.0"
+  lock=$(mktemp --suffix=.txt)
+  trap 'rm -f "$lock"' EXIT
+  awk '/^torch==/ {skip = 1; next} /^[^ #]/ {skip = 0} !skip' requirements.lock >"$lock"
+elif [ -n "${1:-}" ]; then
+  echo "usage: bash scripts/setup.sh [--cuda]" >&2
+  exit 2
+fi
+python3 -m pip install --quiet --require-hashes -r "$lock"
+python3 -m pip install --quiet --no-deps -e .

@@ -1,8 +1,8 @@
-"""Score the generated rollouts of the held-out clips: cos@h, decoded-frame metrics, CIs.
+"""Score the generated rollouts of the held-out clips: cos@h, motion, decoded frames, CIs.
 
-Writes METRICS_DIR/evaluate.json (flat keys such as splitter.chain.cos@1 and
-splitter.chain.cos@1.ci_low; see src/nextframe/evaluate.py), METRICS_DIR/plots/cos_at_h.csv
-(one column per method and rollout) and METRICS_DIR/plots/contact_sheets/*.png.
+Writes METRICS_DIR/evaluate.json (the headline numbers, a DVC metric),
+METRICS_DIR/evaluate_full.json (every per-step value and interval),
+METRICS_DIR/plots/cos_at_h.csv and METRICS_DIR/plots/contact_sheets/*.png.
 """
 
 from pathlib import Path
@@ -10,35 +10,33 @@ from typing import Annotated
 
 import typer
 
-from nextframe.config import load_params
-from nextframe.errors import report_user_errors
-from nextframe.evaluate import run_evaluate
-from nextframe.tracking import stage_run
+from nextframe.pipeline import (
+    PARAMS_FILE,
+    ParamsFileOption,
+    evaluate,
+    params_help,
+    run_stage,
+    unwrap,
+)
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(add_completion=False)
 
 
-@app.command(help=__doc__)
-@report_user_errors
+@app.command(help=unwrap(__doc__), epilog=params_help(evaluate.PARAMS))
 def main(
     manifest: Annotated[Path, typer.Argument(help="data/raw/manifest.parquet (clip splits)")],
-    embeddings_dir: Annotated[
-        Path, typer.Argument(help="folder with images.parquet, texts.parquet")
-    ],
-    generated_dir: Annotated[Path, typer.Argument(help="output folder of the generate stage")],
+    embeddings: Annotated[Path, typer.Argument(help="folder with images/texts.parquet")],
+    generated: Annotated[Path, typer.Argument(help="output folder of the generate stage")],
     metrics_dir: Annotated[Path, typer.Argument(help="where evaluate.json and plots/ go")],
-    params_file: Annotated[Path, typer.Option("--params", help="params.yaml to read")] = Path(
-        "params.yaml"
-    ),
+    params_file: ParamsFileOption = PARAMS_FILE,
 ) -> None:
-    params = load_params(params_file)
-    with stage_run("evaluate", params.evaluate.model_dump(mode="json")) as run:
-        summary = run_evaluate(
-            manifest, embeddings_dir, generated_dir, metrics_dir, params.evaluate
-        )
-        run.log_metrics(summary.mlflow_metrics())
-        run.log_artifacts(summary.plots)
-    typer.echo(summary.describe())
+    run_stage(
+        "evaluate",
+        evaluate.PARAMS,
+        params_file,
+        lambda p, log: evaluate.run(manifest, embeddings, generated, metrics_dir, p),
+        artifacts=lambda summary: summary.plots,
+    )
 
 
 if __name__ == "__main__":

@@ -1,14 +1,9 @@
 """Pick the frames of each downloaded clip that training learns from, as PNGs.
 
-Reads clips with manifest status "ok". Settings (params.yaml, select_frames):
-method: top_diff = frame 0 + the k-1 frames that change most within the
-first window_s seconds; uniform = every step-th frame. k: frames per clip.
-min_frames: clips with fewer usable frames are skipped. size: output side.
-resize: letterbox (padded with pad_color) or center_crop.
-workers: clips decoded and written concurrently.
-Writes OUT_DIR/<clip_id>/<k>.png and OUT_DIR/frames.parquet.
-Undecodable or missing videos are skipped and counted per reason;
-a rerun reuses the clips whose PNGs are already complete.
+Reads the clips with manifest status ok; writes OUT_DIR/<clip_id>/<k>.png and
+OUT_DIR/frames.parquet (clip_id, k, frame_index, t_seconds, score, path).
+Undecodable or missing videos are skipped and counted per reason; a rerun
+reuses the clips whose PNGs are already complete.
 """
 
 from pathlib import Path
@@ -16,28 +11,30 @@ from typing import Annotated
 
 import typer
 
-from nextframe.config import load_params
-from nextframe.data.extract import select_frames
-from nextframe.errors import report_user_errors
-from nextframe.tracking import stage_run
+from nextframe.pipeline import (
+    PARAMS_FILE,
+    ParamsFileOption,
+    params_help,
+    run_stage,
+    select_frames,
+    unwrap,
+)
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(add_completion=False)
 
 
-@app.command(help=__doc__)
-@report_user_errors
+@app.command(help=unwrap(__doc__), epilog=params_help(select_frames.PARAMS))
 def main(
     manifest: Annotated[Path, typer.Argument(help="manifest.parquet from the download stage")],
     out_dir: Annotated[Path, typer.Argument(help="folder for the PNGs and frames.parquet")],
-    params_file: Annotated[Path, typer.Option("--params", help="params.yaml to read")] = Path(
-        "params.yaml"
-    ),
+    params_file: ParamsFileOption = PARAMS_FILE,
 ) -> None:
-    params = load_params(params_file)
-    with stage_run("select_frames", params.select_frames.model_dump(mode="json")) as run:
-        summary = select_frames(manifest, out_dir, params.select_frames)
-        run.log_metrics(summary.metrics())
-    typer.echo(summary.describe())
+    run_stage(
+        "select_frames",
+        select_frames.PARAMS,
+        params_file,
+        lambda p, log: select_frames.run(manifest, out_dir, p),
+    )
 
 
 if __name__ == "__main__":

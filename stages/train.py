@@ -1,8 +1,8 @@
 """Train the splitter on the train split, early-stop on val, and fit the baselines.
 
-Writes models/splitter (model.safetensors + config.json), models/baselines, the final
-numbers to metrics/train.json (DVC metrics) and one row per epoch to
-metrics/plots/train_loss.csv (DVC plot); every epoch's losses also go to MLflow.
+Writes MODELS_DIR/splitter (model.safetensors + config.json), MODELS_DIR/baselines,
+METRICS_DIR/train.json (DVC metrics) and METRICS_DIR/plots/train_loss.csv (one row
+per epoch, a DVC plot); every epoch's losses also go to MLflow.
 """
 
 from pathlib import Path
@@ -10,38 +10,28 @@ from typing import Annotated
 
 import typer
 
-from nextframe.config import load_params
-from nextframe.errors import report_user_errors
-from nextframe.model.training import run_training
-from nextframe.tracking import stage_run
+from nextframe.pipeline import PARAMS_FILE, ParamsFileOption, params_help, run_stage, train, unwrap
 
-app = typer.Typer(add_completion=False, help=__doc__)
+app = typer.Typer(add_completion=False)
 
 
-@app.command(help=__doc__)
-@report_user_errors
+@app.command(help=unwrap(__doc__), epilog=params_help(train.PARAMS))
 def main(
     manifest: Annotated[Path, typer.Argument(help="manifest.parquet (clip splits)")],
-    embeddings_dir: Annotated[Path, typer.Argument(help="folder with images/texts.parquet")],
+    embeddings: Annotated[Path, typer.Argument(help="folder with images/texts.parquet")],
     models_dir: Annotated[Path, typer.Argument(help="where splitter/ and baselines/ go")],
     metrics_dir: Annotated[Path, typer.Argument(help="where train.json and plots/ go")],
-    params_file: Annotated[Path, typer.Option("--params", help="params.yaml to read")] = Path(
-        "params.yaml"
-    ),
+    params_file: ParamsFileOption = PARAMS_FILE,
 ) -> None:
-    params = load_params(params_file)
-    with stage_run("train", params.train.model_dump(mode="json")) as run:
-        summary = run_training(
-            manifest,
-            embeddings_dir,
-            models_dir,
-            metrics_dir,
-            params.train,
-            on_epoch=run.log_metrics,
-        )
-        run.log_metrics(summary.mlflow_metrics())
-        run.log_artifacts(sorted((models_dir / "splitter").iterdir()))
-    typer.echo(summary.describe())
+    run_stage(
+        "train",
+        train.PARAMS,
+        params_file,
+        lambda p, log: train.run(
+            manifest, embeddings, models_dir, metrics_dir, p, on_epoch=log.log_metrics
+        ),
+        artifacts=lambda summary: summary.artifacts,
+    )
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@
 Tests cannot reach the network, and the failures worth testing (a 500 that heals, a body
 cut short, a server that ignores Range) are hard to get from a real server on demand.
 Each path is a ``Route``: a body plus a script of statuses, one per request (the last
-repeats). Every request is recorded server-side so tests can count retries and check
-the Range header that was sent.
+repeats), extra headers (a redirect's Location, an ETag, a Content-Encoding), and
+``If-Range`` honoured like a real server: a validator that no longer matches gets the
+whole body. Every request is recorded server-side so tests can count retries and check
+the Range and If-Range headers that were sent.
 """
 
 from __future__ import annotations
@@ -24,12 +26,15 @@ class Route:
     truncate: bool = False  # declare the full Content-Length, send half, close
     omit_length: bool = False  # no Content-Length: the client must count while streaming
     delay_s: float = 0.0  # wait before answering (timeouts)
+    headers: dict[str, str] = field(default_factory=dict)  # Location, ETag, Content-Encoding
+    trickle_s: float = 0.0  # pause between 1 KiB pieces of the body (a slow server)
 
 
 @dataclass(frozen=True)
 class Request:
     path: str
     range: str | None
+    if_range: str | None = None
 
 
 class LocalServer:
@@ -73,11 +78,15 @@ class LocalServer:
         with self._lock:
             return [request.range for request in self.requests if request.path == path]
 
-    def _record(self, path: str, range_header: str | None) -> int:
+    def if_ranges(self, path: str) -> list[str | None]:
+        with self._lock:
+            return [request.if_range for request in self.requests if request.path == path]
+
+    def _record(self, path: str, range_header: str | None, if_range: str | None) -> int:
         """Record a request and return its 0-based number for that path."""
         with self._lock:
             number = sum(1 for request in self.requests if request.path == path)
-            self.requests.append(Request(path, range_header))
+            self.requests.append(Request(path, range_header, if_range))
             return number
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -86,7 +95,9 @@ class LocalServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
-                number = server._record(path, self.headers.get("Range"))
+                number = server._record(
+                    path, self.headers.get("Range"), self.headers.get("If-Range")
+                )
                 route = server.routes.get(path)
                 if route is None:
                     self._send(404, b"not found", "text/plain")
@@ -95,19 +106,29 @@ class LocalServer:
                     time.sleep(route.delay_s)
                 status = route.statuses[min(number, len(route.statuses) - 1)]
                 if status != 200:
-                    self._send(status, f"error {status}".encode(), "text/plain")
+                    self._send(status, f"error {status}".encode(), "text/plain", route.headers)
                     return
-                body, status, extra = route.body, 200, {}
+                body, status, extra = route.body, 200, dict(route.headers)
                 range_header = self.headers.get("Range")
-                if route.honour_range and range_header and range_header.startswith("bytes="):
+                if_range = self.headers.get("If-Range")
+                unchanged = if_range is None or if_range in (
+                    route.headers.get("ETag"),
+                    route.headers.get("Last-Modified"),
+                )
+                if (
+                    route.honour_range
+                    and unchanged
+                    and range_header
+                    and range_header.startswith("bytes=")
+                ):
                     start = int(range_header[len("bytes=") :].split("-", 1)[0])
                     if start >= len(route.body):
                         self._send(416, b"", "text/plain")
                         return
                     body, status = route.body[start:], 206
-                    extra = {
-                        "Content-Range": f"bytes {start}-{len(route.body) - 1}/{len(route.body)}"
-                    }
+                    extra["Content-Range"] = (
+                        f"bytes {start}-{len(route.body) - 1}/{len(route.body)}"
+                    )
                 self._send(status, body, route.content_type, extra, route)
 
             def _send(
@@ -127,8 +148,14 @@ class LocalServer:
                 self.end_headers()
                 if route and route.truncate:
                     body = body[: len(body) // 2]
-                self.wfile.write(body)
-                self.wfile.flush()
+                if route and route.trickle_s:
+                    for start in range(0, len(body), 1024):
+                        self.wfile.write(body[start : start + 1024])
+                        self.wfile.flush()
+                        time.sleep(route.trickle_s)
+                else:
+                    self.wfile.write(body)
+                    self.wfile.flush()
                 self.close_connection = True
 
             def log_message(self, format: str, *args: object) -> None:

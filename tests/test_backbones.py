@@ -15,9 +15,10 @@ from PIL import Image
 
 from nextframe.backbones import Backbone, kandinsky_fixture, load_backbone
 from nextframe.backbones.kandinsky_fixture import DIM, TEXT_LENGTH
-from nextframe.backbones.unclip import UnclipBackbone, resolve_device, resolve_dtype
+from nextframe.backbones.unclip import UnclipBackbone
 from nextframe.config import BackboneParams, SyntheticParams
 from nextframe.data.synthetic import make_specs, render_clip
+from nextframe.device import resolve_device, resolve_dtype
 from nextframe.errors import UserError
 
 CPU = {"device": "cpu", "prior_steps": 3}

@@ -9,7 +9,7 @@ import yaml
 from test_generate import FakeBackbone, build_project
 from typer.testing import CliRunner
 
-import nextframe.backbones
+import nextframe.sample
 from nextframe.cli import app
 from nextframe.data.video import read_video
 
@@ -19,9 +19,7 @@ runner = CliRunner()
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], Path]:
     backbone = FakeBackbone()
-    monkeypatch.setattr(
-        nextframe.backbones, "load_backbone", lambda params: backbone, raising=False
-    )
+    monkeypatch.setattr(nextframe.sample, "load_backbone", lambda params: backbone)
     paths = build_project(tmp_path, backbone, {"train": 4, "val": 1, "test": 1})
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump({"generate": {"size": 32, "steps": 2, "fps": 5.0}}))

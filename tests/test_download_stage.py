@@ -9,9 +9,9 @@ import yaml
 from stage_scripts import load_stage
 from typer.testing import CliRunner
 
-from nextframe.config import DownloadParams
-from nextframe.data import sources
+from nextframe.config import DownloadParams, Params
 from nextframe.data.manifest import ManifestRow, SourceResult, failed
+from nextframe.pipeline import download as sources
 from nextframe.store import MANIFEST_SCHEMA, read_manifest
 
 SMALL = {"download": {"synthetic": {"n_clips": 6, "n_frames": 8, "size": 32}}}
@@ -57,7 +57,7 @@ def test_a_bad_param_exits_2_with_its_dotted_key(stage, tmp_path: Path) -> None:
 def test_help_documents_every_source(stage) -> None:
     result = CliRunner().invoke(stage.app, ["--help"])
     assert result.exit_code == 0
-    for key in ("synthetic", "tgif", "ucf50", "folder", "split.val", "--params"):
+    for key in ("synthetic", "tgif", "ucf50", "folder", "download.split.val", "--params"):
         assert key in result.output
 
 
@@ -69,7 +69,7 @@ def test_summary_counts_failures_per_reason_and_split(monkeypatch, tmp_path: Pat
     rows.append(row("d", "test", failed("http_404")))
     fake = SourceResult(rows, metrics={"bytes": 10.0}, notes=["sample exhausted"])
     monkeypatch.setattr(sources, "collect", lambda params, out_dir: fake)
-    summary = sources.download(DownloadParams(source="tgif"), tmp_path)
+    summary = sources.run(tmp_path, Params(download=DownloadParams(source="tgif")))
     metrics = summary.metrics()
     assert metrics["clips_total"] == 4 and metrics["clips_ok"] == 2
     assert metrics["failed.http_404"] == 2 and metrics["bytes"] == 10.0
@@ -82,16 +82,35 @@ def test_summary_counts_failures_per_reason_and_split(monkeypatch, tmp_path: Pat
 def test_a_new_sample_prunes_the_clips_no_manifest_row_names(tmp_path: Path) -> None:
     out = tmp_path / "raw"
     first = DownloadParams.model_validate({**SMALL["download"], "seed": 0})
-    sources.download(first, out)
+    sources.run(out, Params(download=first))
     old_videos = set((out / "videos").iterdir())
     (out / "videos" / "stray.txt").write_text("left by hand")
     (out / "notes.txt").write_text("the user's, outside videos/")
 
     second = DownloadParams.model_validate({**SMALL["download"], "seed": 1})
-    summary = sources.download(second, out)
+    summary = sources.run(out, Params(download=second))
     kept = set((out / "videos").iterdir())
     listed = {out / path for path in read_manifest(out / "manifest.parquet").path}
     assert kept == listed
     assert not kept & old_videos
     assert summary.metrics()["files_pruned"] == len(old_videos) + 1
     assert (out / "notes.txt").read_text() == "the user's, outside videos/"
+
+
+def test_pruning_removes_links_and_special_files_but_never_follows_a_link(tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "raw"
+    videos = out / "videos"
+    (videos / "sub").mkdir(parents=True)
+    (videos / "kept.mp4").write_bytes(b"listed")
+    os.mkfifo(videos / "listed_fifo.mp4")  # named by a row, but not a regular file
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "yours.txt").write_text("not ours")
+    (videos / "link").symlink_to(outside)
+    (videos / "sub" / "stale.gif").write_bytes(b"old")
+    pruned = sources.prune_unlisted(out, {"videos/kept.mp4", "videos/listed_fifo.mp4"})
+    assert pruned == 3
+    assert sorted(path.name for path in videos.rglob("*")) == ["kept.mp4"]
+    assert (outside / "yours.txt").read_text() == "not ours"

@@ -13,11 +13,12 @@ from PIL import Image
 from stage_scripts import load_stage
 from typer.testing import CliRunner
 
-from nextframe import embed as embed_module
 from nextframe.backbones import Backbone, kandinsky_fixture, load_backbone
 from nextframe.backbones.unclip import UnclipBackbone
-from nextframe.embed import IMAGES_TABLE, TEXTS_TABLE, embed, prefetched
+from nextframe.config import BackboneParams, Params
 from nextframe.errors import UserError
+from nextframe.pipeline import embed as embed_module
+from nextframe.pipeline.embed import IMAGES_TABLE, TEXTS_TABLE, prefetched
 from nextframe.store import (
     FRAMES_SCHEMA,
     MANIFEST_SCHEMA,
@@ -100,6 +101,12 @@ def write_manifest(root: Path, captions: dict[str, str]) -> Path:
 def inputs(tmp_path: Path) -> tuple[Path, Path, Path]:
     """(manifest, frames.parquet, out_dir); clip_d is in the manifest but has no frames."""
     return write_manifest(tmp_path, CAPTIONS), write_frames(tmp_path, CLIPS), tmp_path / "emb"
+
+
+def embed(
+    manifest: Path, frames: Path, out_dir: Path, params: BackboneParams, **kwargs
+) -> embed_module.EmbedSummary:
+    return embed_module.run(manifest, frames, out_dir, Params(backbone=params), **kwargs)
 
 
 def run(inputs: tuple[Path, Path, Path], **kwargs) -> embed_module.EmbedSummary:

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nextframe.config import DownloadParams, FolderParams
+from nextframe.config import DownloadParams, FolderParams, Params
 from nextframe.data.folder import collect
-from nextframe.data.sources import download
 from nextframe.data.video import read_video, write_video
 from nextframe.errors import UserError
+from nextframe.pipeline import download as download_stage
 from nextframe.store import read_manifest
 
 
@@ -31,6 +31,10 @@ def videos(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     write_video(root / "sub dir" / "b.gif", clip(), 8.0)
     write_video(root / "sub_dir" / "b.gif", clip(), 8.0)  # slugs to the same id as above
     return root
+
+
+def download(params: DownloadParams, out_dir: Path):
+    return download_stage.run(out_dir, Params(download=params))
 
 
 def params(csv_text: str, seed: int = 0) -> DownloadParams:
@@ -111,3 +115,67 @@ def test_no_usable_clip_still_writes_the_manifest(videos: Path, tmp_path: Path) 
         download(params("path,caption\nx.mp4,a\ny.mp4,b\n"), tmp_path / "raw")
     manifest = read_manifest(tmp_path / "raw" / "manifest.parquet")
     assert manifest.status.tolist() == ["failed:missing", "failed:missing"]
+
+
+def test_spellings_of_one_file_share_a_split_and_repeats_are_dropped(
+    videos: Path, tmp_path: Path
+) -> None:
+    (videos / "link.mp4").symlink_to(videos / "a.mp4")
+    csv = (
+        "path,caption\n./a.mp4,one\na.mp4,two\nsub dir/../a.mp4,three\nlink.mp4,four\n"
+        "a.mp4,one\nsub dir/b.gif,other\nsub_dir/b.gif,another\n"
+    )
+    for seed in range(6):
+        result = collect(params(csv, seed=seed), tmp_path / "raw")
+        rows = {row.caption: row for row in result.rows}
+        assert sorted(rows) == ["another", "four", "one", "other", "three", "two"]
+        assert len({rows[c].split for c in ("one", "two", "three", "four")}) == 1
+        assert rows["one"].clip_id == "a" and rows["one"].status == "ok"
+        assert result.metrics["duplicate_rows"] == 1.0
+        assert "1 CSV row(s) repeating a file and caption dropped" in result.notes
+
+
+def test_one_file_given_two_splits_names_both_lines(videos: Path, tmp_path: Path) -> None:
+    csv = "path,caption,split\na.mp4,x,train\nsub_dir/b.gif,y,val\n./a.mp4,z,test\n"
+    with pytest.raises(
+        UserError,
+        match=r"a\.mp4 is one file given several splits .*line 2 \(train\), line 4 \(test\)",
+    ):
+        collect(params(csv), tmp_path / "raw")
+
+
+def test_every_file_is_probed_before_it_is_ok(videos: Path, tmp_path: Path) -> None:
+    (videos / "noise.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
+    (videos / "empty.mp4").write_bytes(b"")
+    (videos / "notes.txt").write_text("not a video")
+    write_video(videos / "short.mp4", clip(2), 8.0)
+    csv = "path,caption\nnoise.mp4,n\nempty.mp4,e\nnotes.txt,t\nshort.mp4,s\na.mp4,fine\n"
+    result = collect(params(csv), tmp_path / "raw")
+    assert [(row.caption, row.status) for row in result.rows] == [
+        ("n", "failed:undecodable"),
+        ("e", "failed:empty_file"),
+        ("t", "failed:not_a_video"),
+        ("s", "failed:too_few_frames"),
+        ("fine", "ok"),
+    ]
+    assert [p.name for p in (tmp_path / "raw" / "videos").iterdir()] == ["a.mp4"]
+
+
+def test_a_huge_frame_is_refused_by_the_pixel_budget(videos: Path, tmp_path: Path) -> None:
+    download_params = params("path,caption\na.mp4,fine\n")
+    small = download_params.model_copy(update={"max_pixels": 32 * 32 * 3})
+    assert [row.status for row in collect(small, tmp_path / "raw").rows] == [
+        "failed:too_many_pixels"
+    ]
+
+
+def test_a_csv_that_is_not_utf8_names_its_line(videos: Path, tmp_path: Path) -> None:
+    Path("videos/captions.csv").write_bytes("path,caption\na.mp4,un café\n".encode("latin-1"))
+    folder = FolderParams(root="videos", csv="videos/captions.csv")
+    with pytest.raises(UserError, match=r"captions\.csv line 2: expected UTF-8 .* byte 0xe9"):
+        collect(DownloadParams(source="folder", folder=folder), tmp_path / "raw")
+
+
+def test_a_byte_order_mark_does_not_hide_the_header(videos: Path, tmp_path: Path) -> None:
+    result = collect(params("\ufeffpath,caption\na.mp4,fine\n"), tmp_path / "raw")
+    assert [row.status for row in result.rows] == ["ok"]

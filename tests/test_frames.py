@@ -12,13 +12,12 @@ from PIL import Image
 from stage_scripts import load_stage
 from typer.testing import CliRunner
 
-from nextframe.config import SelectFramesParams
-from nextframe.data import extract
-from nextframe.data.extract import select_frames
+from nextframe.config import Params, SelectFramesParams
 from nextframe.data.frames import difference_scores, select_top_diff, select_uniform
 from nextframe.data.resize import resize_frame
 from nextframe.data.video import read_video, write_video
 from nextframe.errors import UserError
+from nextframe.pipeline import select_frames as extract
 from nextframe.store import MANIFEST_SCHEMA, read_frames, write_dataframe
 
 FPS = 8.0
@@ -34,6 +33,10 @@ def jumping_square_clip(jumps: tuple[int, ...] = JUMPS, n_frames: int = N_FRAMES
         top, left = places[sum(index >= jump for jump in jumps) % len(places)]
         frames[index, top : top + 24, left : left + 24] = (230, 20, 20)
     return frames
+
+
+def select_frames(manifest: Path, out: Path, settings: SelectFramesParams, progress: bool):
+    return extract.run(manifest, out, Params(select_frames=settings), progress=progress)
 
 
 def params(**overrides) -> SelectFramesParams:

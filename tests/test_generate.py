@@ -21,16 +21,18 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-import nextframe.backbones
+import nextframe.pipeline.generate
+import nextframe.sample
 from nextframe import store
-from nextframe.config import EvaluateParams, parse_params
-from nextframe.decode import RetrievalDecoder, contact_sheet
+from nextframe.backbones.decoders import DiffusionDecoder, RetrievalDecoder, decode_distinct
+from nextframe.config import Params, parse_params
 from nextframe.errors import UserError
-from nextframe.evaluate import run_evaluate
-from nextframe.generate import Conditioning, rollout
-from nextframe.generate_stage import decode_distinct, held_out, run_generate
 from nextframe.model.baselines import fit_baselines, load_baselines, save_baselines
+from nextframe.model.rollout import Conditioning, rollout
 from nextframe.model.splitter import Splitter, SplitterConfig
+from nextframe.pipeline import evaluate as evaluate_stage
+from nextframe.pipeline.generate import held_out
+from nextframe.render import TITLE_HEIGHT, contact_sheet
 
 DIM, TOKENS = 16, 5
 
@@ -368,7 +370,7 @@ def build_project(
 
 
 def generate(paths: dict[str, Path], out: Path, params):
-    return run_generate(
+    return nextframe.pipeline.generate.run(
         paths["manifest"],
         paths["embeddings"],
         paths["models"],
@@ -382,9 +384,8 @@ def generate(paths: dict[str, Path], out: Path, params):
 @pytest.fixture
 def fake_backbone(monkeypatch: pytest.MonkeyPatch) -> FakeBackbone:
     backbone = FakeBackbone()
-    monkeypatch.setattr(
-        nextframe.backbones, "load_backbone", lambda params: backbone, raising=False
-    )
+    for module in (nextframe.pipeline.generate, nextframe.sample):
+        monkeypatch.setattr(module, "load_backbone", lambda params: backbone)
     return backbone
 
 
@@ -436,15 +437,20 @@ def test_generate_then_evaluate_write_every_output(
         and "prompt-000/slerp_step_retrieval.gif" in videos
     )
     sheet = Image.open(out / "contact_sheets" / "clip08_retrieval.png")
-    assert sheet.size[1] == (1 + 8) * 16  # truth + 4 methods x 2 rollouts, 16 px rows
-    assert Image.open(out / "contact_sheets" / "prompt-000_diffusion.png").size[1] == 8 * 16
+    # a title line, then truth + 4 methods x 2 rollouts in 16 px rows
+    assert sheet.size[1] == TITLE_HEIGHT + (1 + 8) * 16
+    prompt_sheet = Image.open(out / "contact_sheets" / "prompt-000_diffusion.png")
+    assert prompt_sheet.size[1] == TITLE_HEIGHT + 8 * 16
 
     decoded = pq.read_table(out / "decoded.parquet")
     assert decoded.num_rows == 4 * 4 * 2 * 2 * 5
     metrics_dir = tmp_path / "metrics"
-    result = run_evaluate(paths["manifest"], paths["embeddings"], out, metrics_dir, params.evaluate)
-    written = json.loads((metrics_dir / "evaluate.json").read_text())
-    assert written == pytest.approx(result.metrics)
+    result = evaluate_stage.run(paths["manifest"], paths["embeddings"], out, metrics_dir, params)
+    written = json.loads((metrics_dir / "evaluate_full.json").read_text())
+    assert written == pytest.approx(result.metrics())
+    headline = json.loads((metrics_dir / "evaluate.json").read_text())
+    assert headline == {key: written[key] for key in headline} and len(headline) <= 30
+    assert headline["splitter.step.cos_mean"] == written["splitter.step.cos_mean"]
     assert written["n_clips"] == 3
     for method in params.generate.methods:
         for kind in ("chain", "step"):
@@ -463,11 +469,14 @@ def test_generate_then_evaluate_write_every_output(
     assert header.split(",") == ["h", *columns]
     sheets = sorted(p.name for p in (metrics_dir / "plots" / "contact_sheets").iterdir())
     assert sheets == [
-        "clip07_diffusion.png",
-        "clip07_retrieval.png",
-        "clip08_diffusion.png",
-        "clip08_retrieval.png",
+        "clip1_diffusion.png",
+        "clip1_retrieval.png",
+        "clip2_diffusion.png",
+        "clip2_retrieval.png",
     ]
+    # clip1 is the first decoded held-out clip, clip07, copied byte for byte
+    copied = (metrics_dir / "plots" / "contact_sheets" / "clip1_retrieval.png").read_bytes()
+    assert copied == (out / "contact_sheets" / "clip07_retrieval.png").read_bytes()
 
 
 def test_first_frame_start_and_val_fallback(tmp_path: Path, fake_backbone: FakeBackbone) -> None:
@@ -496,25 +505,17 @@ def test_first_frame_start_and_val_fallback(tmp_path: Path, fake_backbone: FakeB
     torch.testing.assert_close(vectors[2], first)  # copy_start stays on the first true frame
     with pytest.raises(UserError, match=r"generate\.methods"):
         bad = parse_params({"generate": {"methods": ["nope"], "decoders": []}})
-        run_generate(
-            paths["manifest"],
-            paths["embeddings"],
-            paths["models"],
-            paths["frames"],
-            out,
-            bad,
-            progress=False,
-        )
+        generate(paths, out, bad)
 
 
 def test_evaluate_needs_generate_output(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="generate stage"):
-        run_evaluate(
+        evaluate_stage.run(
             tmp_path / "m.parquet",
             tmp_path,
             tmp_path / "generated",
             tmp_path / "metrics",
-            EvaluateParams(),
+            Params(),
         )
 
 
@@ -524,7 +525,6 @@ def test_backbone_diffusion_decode_keeps_latents_fixed(name: str) -> None:
     -> identical frames; another embedding -> other frames; sizes as asked."""
     from nextframe.backbones import kandinsky_fixture, load_backbone
     from nextframe.config import BackboneParams
-    from nextframe.decode import DiffusionDecoder
 
     params = BackboneParams() if name == "toy" else kandinsky_fixture.backbone_params()
     backbone = load_backbone(params)
@@ -606,14 +606,13 @@ def test_every_held_out_clip_is_scored_but_only_decode_clips_are_decoded(
     }
 
     metrics_dir = tmp_path / "metrics"
-    result = run_evaluate(paths["manifest"], paths["embeddings"], out, metrics_dir, params.evaluate)
-    assert result.metrics["n_clips"] == 4 and result.metrics["n_decoded_clips"] == 1
-    assert all(math.isfinite(value) for value in result.metrics.values())
+    result = evaluate_stage.run(paths["manifest"], paths["embeddings"], out, metrics_dir, params)
+    metrics = result.metrics()
+    assert metrics["n_clips"] == 4 and metrics["n_decoded_clips"] == 1
+    assert all(math.isfinite(value) for value in metrics.values())
     # the decoded metrics are those of clip07 alone: its interval collapses to one value
     key = "splitter.chain.retrieval.truth_cos"
-    assert (
-        result.metrics[f"{key}.ci_low"] == result.metrics[key] == result.metrics[f"{key}.ci_high"]
-    )
+    assert metrics[f"{key}.ci_low"] == metrics[key] == metrics[f"{key}.ci_high"]
     sheets = sorted(p.name for p in (metrics_dir / "plots" / "contact_sheets").iterdir())
-    assert sheets == ["clip07_diffusion.png", "clip07_retrieval.png"]
+    assert sheets == ["clip1_diffusion.png", "clip1_retrieval.png"]
     assert sorted(path.name for path in result.plots) == sorted(["cos_at_h.csv", *sheets])

@@ -2,20 +2,35 @@
 
 from __future__ import annotations
 
+import gzip
 import os
+import time
 from pathlib import Path
 
 import pytest
 from http_server import LocalServer, Route
 
 from nextframe.config import HttpParams
-from nextframe.data.http import FetchJob, fetch, fetch_many, fetch_text, part_path
+from nextframe.data.http import (
+    FetchJob,
+    fetch,
+    fetch_many,
+    fetch_text,
+    part_path,
+    validator_path,
+)
 from nextframe.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("private_cache")
 
 FAST = HttpParams(workers=4, timeout_s=2.0, retries=2, backoff_s=0.0, max_bytes=100_000)
 BODY = os.urandom(20_000)
+ETAG = {"ETag": '"v1"'}
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Files a download left in ``folder`` (``.part``, validators, half bodies)."""
+    return sorted(path.name for path in folder.rglob("*") if path.is_file())
 
 
 @pytest.fixture
@@ -35,7 +50,7 @@ def test_ok_download_is_byte_identical_and_leaves_no_part(server, tmp_path: Path
 def test_404_is_not_retried(server, tmp_path: Path) -> None:
     url = server.add("/gone", Route(BODY, statuses=[404]))
     result = fetch(url, tmp_path / "gone", FAST)
-    assert not result.ok and result.reason == "http_404"
+    assert not result.ok and result.reason == "http_404" and not result.transient
     assert server.count("/gone") == 1
     assert not (tmp_path / "gone").exists() and not part_path(tmp_path / "gone").exists()
 
@@ -51,7 +66,7 @@ def test_500_then_200_is_retried(server, tmp_path: Path) -> None:
 def test_always_500_gives_up_after_retries_plus_one(server, tmp_path: Path) -> None:
     url = server.add("/down", Route(BODY, statuses=[503]))
     result = fetch(url, tmp_path / "down", FAST)
-    assert not result.ok and result.reason == "http_503"
+    assert not result.ok and result.reason == "http_503" and result.transient
     assert server.count("/down") == FAST.retries + 1 == result.attempts
 
 
@@ -87,20 +102,66 @@ def test_timeout_is_retried_and_reported(server, tmp_path: Path) -> None:
     assert result.attempts == 2
 
 
-def test_range_resume_requests_only_the_rest(server, tmp_path: Path) -> None:
-    url = server.add("/big.rar", Route(BODY))
+def started_part(dest: Path, data: bytes, validator: str = '"v1"') -> None:
+    """A ``.part`` left by an earlier run, with the validator of the response it came from."""
+    part_path(dest).write_bytes(data)
+    validator_path(dest).write_text(validator)
+
+
+def test_range_resume_requests_only_the_rest_if_unchanged(server, tmp_path: Path) -> None:
+    url = server.add("/big.rar", Route(BODY, headers=ETAG))
     dest = tmp_path / "big.rar"
     half = len(BODY) // 2
-    part_path(dest).write_bytes(BODY[:half])
+    started_part(dest, BODY[:half])
     result = fetch(url, dest, FAST, resume=True)
     assert result.ok and dest.read_bytes() == BODY
     assert server.ranges("/big.rar") == [f"bytes={half}-"]
+    assert server.if_ranges("/big.rar") == ['"v1"']
+    assert leftovers(tmp_path) == ["big.rar"]
+
+
+def test_changed_file_restarts_from_zero_instead_of_splicing(server, tmp_path: Path) -> None:
+    """If-Range with the old ETag: the server sends the whole new body, not a spliced tail."""
+    new_body = os.urandom(len(BODY))
+    url = server.add("/big.rar", Route(new_body, headers={"ETag": '"v2"'}))
+    dest = tmp_path / "big.rar"
+    started_part(dest, BODY[:5000], '"v1"')
+    started = time.monotonic()
+    result = fetch(url, dest, FAST, resume=True)
+    assert result.ok and dest.read_bytes() == new_body
+    assert server.if_ranges("/big.rar") == ['"v1"']
+    assert leftovers(tmp_path) == ["big.rar"]
+    assert time.monotonic() - started < 5
+
+
+def test_last_modified_is_the_validator_without_a_strong_etag(server, tmp_path: Path) -> None:
+    stamp = "Wed, 21 Oct 2015 07:28:00 GMT"
+    headers = {"ETag": 'W/"weak"', "Last-Modified": stamp}
+    route = Route(BODY, truncate=True, headers=headers)
+    url = server.add("/big.rar", route)
+    dest = tmp_path / "big.rar"
+    once = FAST.model_copy(update={"retries": 0})
+    assert fetch(url, dest, once, resume=True).reason == "truncated"
+    assert validator_path(dest).read_text() == stamp
+    route.truncate = False
+    assert fetch(url, dest, once, resume=True).ok
+    assert server.if_ranges("/big.rar") == [None, stamp]
+    assert dest.read_bytes() == BODY
+
+
+def test_part_without_validator_is_not_resumed(server, tmp_path: Path) -> None:
+    url = server.add("/big.rar", Route(BODY, headers=ETAG))
+    dest = tmp_path / "big.rar"
+    part_path(dest).write_bytes(b"from who knows which version")
+    assert fetch(url, dest, FAST, resume=True).ok
+    assert dest.read_bytes() == BODY
+    assert server.ranges("/big.rar") == [None]
 
 
 def test_server_ignoring_range_restarts_from_zero(server, tmp_path: Path) -> None:
-    url = server.add("/big.rar", Route(BODY, honour_range=False))
+    url = server.add("/big.rar", Route(BODY, honour_range=False, headers=ETAG))
     dest = tmp_path / "big.rar"
-    part_path(dest).write_bytes(BODY[:5000])
+    started_part(dest, BODY[:5000])
     result = fetch(url, dest, FAST, resume=True)
     assert result.ok and dest.read_bytes() == BODY
     assert server.ranges("/big.rar") == ["bytes=5000-"]
@@ -108,7 +169,7 @@ def test_server_ignoring_range_restarts_from_zero(server, tmp_path: Path) -> Non
 
 def test_resume_after_truncation_continues_the_part(server, tmp_path: Path) -> None:
     """A resumable download cut short keeps its bytes and the next run finishes it."""
-    route = Route(BODY, truncate=True)
+    route = Route(BODY, truncate=True, headers=ETAG)
     url = server.add("/big.rar", route)
     dest = tmp_path / "big.rar"
     once = FAST.model_copy(update={"retries": 0})
@@ -141,12 +202,84 @@ def test_fetch_many_yields_every_result(server, tmp_path: Path) -> None:
 
 def test_fetch_text_is_cached(server, tmp_path: Path) -> None:
     url = server.add("/index.tsv", Route(b"a\tb\n", content_type="text/plain"))
-    assert fetch_text(url, FAST) == "a\tb\n"
-    assert fetch_text(url, FAST) == "a\tb\n"
+    assert fetch_text(url, FAST, "k") == "a\tb\n"
+    assert fetch_text(url, FAST, "k") == "a\tb\n"
     assert server.count("/index.tsv") == 1
 
 
-def test_fetch_text_failure_names_the_url(server, tmp_path: Path) -> None:
+def test_fetch_text_drops_a_byte_order_mark(server) -> None:
+    url = server.add("/bom.tsv", Route("\ufeffhttp://x/a.gif\tcat\n".encode()))
+    assert fetch_text(url, FAST, "k") == "http://x/a.gif\tcat\n"
+
+
+def test_fetch_text_failure_names_the_key_and_url(server, tmp_path: Path) -> None:
     url = server.base_url + "/nothing.tsv"
-    with pytest.raises(UserError, match=r"nothing\.tsv"):
-        fetch_text(url, FAST)
+    with pytest.raises(UserError, match=r"download\.tgif\.tsv_url: .*nothing\.tsv"):
+        fetch_text(url, FAST, "download.tgif.tsv_url")
+
+
+def test_redirect_is_followed(server, tmp_path: Path) -> None:
+    server.add("/final.bin", Route(BODY))
+    url = server.add("/moved", Route(statuses=[301], headers={"Location": "/final.bin"}))
+    result = fetch(url, tmp_path / "a", FAST)
+    assert result.ok and (tmp_path / "a").read_bytes() == BODY
+
+
+def test_redirect_loop_is_a_bounded_permanent_failure(server, tmp_path: Path) -> None:
+    url = server.add("/loop", Route(statuses=[302], headers={"Location": "/loop"}))
+    started = time.monotonic()
+    result = fetch(url, tmp_path / "a", FAST)
+    assert (result.ok, result.reason, result.transient) == (False, "too_many_redirects", False)
+    assert server.count("/loop") == FAST.max_redirects + 1  # one attempt: not retried
+    assert leftovers(tmp_path) == []
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("target", ["file:///etc/passwd", "ftp://127.0.0.1/a.gif"])
+def test_redirect_to_another_scheme_is_refused(server, target: str, tmp_path: Path) -> None:
+    url = server.add("/evil", Route(statuses=[302], headers={"Location": target}))
+    result = fetch(url, tmp_path / "a", FAST)
+    assert (result.ok, result.reason) == (False, "redirect_not_http")
+    assert server.count("/evil") == 1
+    assert leftovers(tmp_path) == []
+
+
+def test_gzip_body_is_decoded(server, tmp_path: Path) -> None:
+    route = Route(gzip.compress(BODY), headers={"Content-Encoding": "gzip"})
+    url = server.add("/a.gif", route)
+    result = fetch(url, tmp_path / "a.gif", FAST)
+    assert result.ok and (tmp_path / "a.gif").read_bytes() == BODY
+
+
+def test_gzip_bomb_is_capped_on_decoded_bytes(server, tmp_path: Path) -> None:
+    bomb = gzip.compress(bytes(50_000_000))  # 50 MB of zeros in about 50 KB
+    url = server.add("/bomb.gif", Route(bomb, headers={"Content-Encoding": "gzip"}))
+    started = time.monotonic()
+    result = fetch(url, tmp_path / "bomb.gif", FAST)
+    assert (result.ok, result.reason, result.transient) == (False, "too_large", False)
+    assert leftovers(tmp_path) == []
+    assert time.monotonic() - started < 5
+
+
+def test_unknown_encoding_is_its_own_failure(server, tmp_path: Path) -> None:
+    url = server.add("/a.gif", Route(BODY, headers={"Content-Encoding": "br"}))
+    result = fetch(url, tmp_path / "a.gif", FAST)
+    assert (result.ok, result.reason) == (False, "unsupported_encoding")
+    assert leftovers(tmp_path) == []
+
+
+def test_leaving_fetch_many_early_abandons_transfers_in_flight(server, tmp_path: Path) -> None:
+    """Closing the generator (as Ctrl-C in the consumer does) stops within a second and
+    leaves no .part, although the slow bodies would take a minute to arrive."""
+    server.add("/fast.bin", Route(BODY[:100]))
+    slow = [server.add(f"/slow{i}.bin", Route(BODY, trickle_s=3.0)) for i in range(3)]
+    jobs = [FetchJob(server.base_url + "/fast.bin", tmp_path / "fast.bin")]
+    jobs += [FetchJob(url, tmp_path / f"slow{i}.bin") for i, url in enumerate(slow)]
+    results = fetch_many(jobs, FAST.model_copy(update={"timeout_s": 30.0}))
+    first = next(results)
+    while not all(server.count(f"/slow{i}.bin") for i in range(3)):
+        time.sleep(0.01)
+    started = time.monotonic()
+    results.close()
+    assert time.monotonic() - started < 1.5
+    assert first.ok and leftovers(tmp_path) == ["fast.bin"]

@@ -11,15 +11,17 @@ import torch
 
 from nextframe.config import EvaluateParams
 from nextframe.errors import UserError
-from nextframe.evaluate import score, write_curves
 from nextframe.metrics import (
     cos_at_h,
     frame_consistency,
+    headline,
     motion_at_h,
+    score,
     summarize,
     text_frame_similarity,
     truth_cosine,
 )
+from nextframe.pipeline.evaluate import write_curves
 
 E1, E2 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
 DIAGONAL = torch.tensor([1.0, 1.0])
@@ -148,7 +150,15 @@ def test_score_has_every_documented_key_with_finite_values(tmp_path) -> None:
         expected |= {f"a.chain.retrieval.{metric}{s}" for s in ("", ".ci_low", ".ci_high")}
     assert set(summary.metrics) == expected
     assert all(math.isfinite(v) for v in summary.metrics.values())
-    assert all("@" not in key for key in summary.mlflow_metrics())
+    top = headline(summary.metrics)
+    assert set(top) == {
+        "n_clips",
+        "n_decoded_clips",
+        "a.step.cos_mean",
+        "a.chain.cos_mean",
+        "a.step.motion_mean",
+    }
+    assert all(top[key] == summary.metrics[key] for key in top)
     # the curve is the per-horizon mean, checked against a direct computation
     direct = torch.nn.functional.cosine_similarity(
         predictions[("a", "step")][:, 2], truth[:, 2], dim=-1

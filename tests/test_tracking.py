@@ -1,47 +1,212 @@
-"""MLflow logging: one run per stage, tagged, with flattened params and metrics."""
+"""MLflow: one parent run per pipeline run, one child run per stage, tagged with provenance."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from nextframe.tracking import flatten, git_commit, stage_run
+from nextframe.tracking import (
+    EXPERIMENT_NAME,
+    flatten,
+    git_commit,
+    metric_name,
+    provenance,
+    stage_run,
+)
+
+GIT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@t.invalid",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@t.invalid",
+}
 
 
-def test_flatten_nested_params() -> None:
-    nested = {"loss": {"mse": 1.0, "cos": 0.5}, "modes": ["all"], "epochs": 3}
-    assert flatten(nested) == {"loss.mse": 1.0, "loss.cos": 0.5, "modes": ["all"], "epochs": 3}
-
-
-def test_stage_run_logs_to_the_configured_store(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import mlflow
-
+@pytest.fixture
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     uri = f"sqlite:///{tmp_path / 'runs.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.chdir(tmp_path)  # the default artifact store is ./mlruns
-    curve, sheet = tmp_path / "curve.csv", tmp_path / "sheet.png"
-    curve.write_text("h,m\n1,0.5\n")
-    sheet.write_bytes(b"not really a png")
-    with stage_run("train", {"loss": {"mse": 1.0}, "epochs": 2}) as run:
-        run.log_metrics({"val": {"loss": 0.25}}, step=1)
-        run.log_metrics({"seconds": 3})
-        run.log_artifacts([curve, sheet])
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return uri
+
+
+def runs(uri: str) -> list:
+    import mlflow
 
     client = mlflow.tracking.MlflowClient(tracking_uri=uri)
-    experiment = client.get_experiment_by_name("nextframe")
-    (logged,) = client.search_runs([experiment.experiment_id])
-    assert logged.data.tags["stage"] == "train"
-    assert logged.data.tags["git_commit"] == git_commit()
-    assert logged.data.params == {"loss.mse": "1.0", "epochs": "2"}
-    assert logged.data.metrics == {"val.loss": 0.25, "seconds": 3.0}
-    assert logged.info.status == "FINISHED"
-    stored = sorted(a.path for a in client.list_artifacts(logged.info.run_id))
-    assert stored == ["curve.csv", "sheet.png"]
-    assert (tmp_path / "runs.db").stat().st_size > 0
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    return client.search_runs([experiment.experiment_id], order_by=["attributes.start_time ASC"])
 
 
-def test_git_commit_outside_a_repository_is_unknown(tmp_path: Path) -> None:
-    assert git_commit(cwd=tmp_path) == "unknown"
+def by_role(found: list) -> tuple[list, list]:
+    parents = [r for r in found if r.data.tags.get("nextframe.role") == "pipeline"]
+    children = [r for r in found if r.data.tags.get("nextframe.role") == "stage"]
+    return parents, children
+
+
+def test_flatten_and_metric_names() -> None:
+    nested = {"loss": {"mse": 1.0, "cos": 0.5}, "modes": ["all"], "epochs": 3}
+    assert flatten(nested) == {"loss.mse": 1.0, "loss.cos": 0.5, "modes": ["all"], "epochs": 3}
+    assert metric_name("splitter.step.cos@3") == "splitter.step.cos_at_3"
+
+
+def test_two_stages_land_under_one_parent_with_provenance(store: str, tmp_path: Path) -> None:
+    all_params = {"train": {"epochs": 2}, "evaluate": {"horizon": 3}}
+    curve = tmp_path / "curve.csv"
+    curve.write_text("h,m\n1,0.5\n")
+    with stage_run("train", {"train": {"epochs": 2}}, all_params) as run:
+        run.log_metrics({"epoch": {"loss": 0.25}}, step=1)
+        run.log_summary({"val": {"loss": 0.2}, "seconds": 3, "note": "not a number"})
+        run.log_artifacts([curve])
+    with stage_run("evaluate", {"evaluate": {"horizon": 3}}, all_params) as run:
+        run.log_summary({"splitter.step.cos@1": 0.5})
+
+    parents, children = by_role(runs(store))
+    assert len(parents) == 1 and [c.data.tags["stage"] for c in children] == ["train", "evaluate"]
+    parent = parents[0]
+    for child in children:
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.info.status == "FINISHED"
+        for tag in ("git_commit", "git_dirty", "dvc_exp_name", "params_digest"):
+            assert child.data.tags[tag] == parent.data.tags[tag]
+    assert parent.data.tags["git_commit"] == git_commit()
+    assert parent.data.params == {"train.epochs": "2", "evaluate.horizon": "3"}
+    assert children[0].data.params == {"train.epochs": "2"}
+    assert children[0].data.metrics == {"epoch.loss": 0.25, "val.loss": 0.2, "seconds": 3.0}
+    assert children[1].data.metrics == {"splitter.step.cos_at_1": 0.5}
+    assert parent.data.metrics == {
+        "train.val.loss": 0.2,
+        "train.seconds": 3.0,
+        "evaluate.splitter.step.cos_at_1": 0.5,
+    }
+    assert parent.info.status == "FINISHED"
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=store)
+    stored = [a.path for a in client.list_artifacts(children[0].info.run_id)]
+    assert stored == ["curve.csv"]
+    assert (tmp_path / "mlartifacts").is_dir()  # beside the database, not in the cwd's mlruns
+
+
+def test_changed_params_or_an_experiment_name_start_a_new_parent(
+    store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for params in ({"x": 1}, {"x": 1}, {"x": 2}):
+        with stage_run("train", params, params):
+            pass
+    monkeypatch.setenv("DVC_EXP_NAME", "wide-lr")
+    with stage_run("train", {"x": 2}, {"x": 2}):
+        pass
+    parents, children = by_role(runs(store))
+    assert len(children) == 4 and len(parents) == 3
+    names = sorted(p.info.run_name for p in parents)
+    assert "wide-lr" in names
+    exp_parent = next(p for p in parents if p.info.run_name == "wide-lr")
+    assert exp_parent.data.tags["dvc_exp_name"] == "wide-lr"
+    # the first two runs (same code, same params) share their parent
+    assert (
+        children[0].data.tags["mlflow.parentRunId"] == children[1].data.tags["mlflow.parentRunId"]
+    )
+
+
+def test_interrupted_and_failed_stages_are_marked(store: str) -> None:
+    with pytest.raises(KeyboardInterrupt), stage_run("train", {"x": 1}):
+        raise KeyboardInterrupt
+    with pytest.raises(ValueError), stage_run("evaluate", {"x": 1}):
+        raise ValueError("broken")
+    parents, children = by_role(runs(store))
+    assert [c.info.status for c in children] == ["KILLED", "FAILED"]
+    assert parents[0].info.status == "FAILED"  # the parent reports the latest stage
+
+
+def test_provenance_sees_code_changes_but_not_pipeline_outputs(tmp_path: Path) -> None:
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, env={**os.environ, **GIT_IDENTITY})
+
+    git("init", "-q")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a.py").write_text("x = 1\n")
+    (tmp_path / "dvc.lock").write_text("one\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "start")
+    clean = provenance({"p": 1}, tmp_path)
+    assert (clean.git_dirty, clean.code_digest) == (False, "")
+
+    (tmp_path / "dvc.lock").write_text("two\n")  # written by DVC as the stages finish
+    assert provenance({"p": 1}, tmp_path) == clean
+
+    (tmp_path / "src" / "a.py").write_text("x = 2\n")
+    edited = provenance({"p": 1}, tmp_path)
+    assert edited.git_dirty and edited.code_digest
+    assert edited.pipeline_key() != clean.pipeline_key()
+    assert provenance({"p": 2}, tmp_path).params_digest != clean.params_digest
+    assert git_commit(cwd=tmp_path.parent / "nowhere-a-repo") == "unknown"
+
+
+STAGE_SCRIPT = """
+import sys
+import yaml
+from nextframe.tracking import stage_run
+
+params = yaml.safe_load(open("params.yaml"))
+with stage_run(sys.argv[1], params, params) as run:
+    run.log_summary({"x_seen": params["x"]})
+open(sys.argv[1] + ".out", "w").write(str(params["x"]))
+"""
+
+
+def test_dvc_exp_run_groups_its_stages_under_the_experiment(tmp_path: Path, store: str) -> None:
+    """A real ``dvc repro`` then ``dvc exp run`` of a two-stage pipeline."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    env = {**os.environ, **GIT_IDENTITY, "DVC_NO_ANALYTICS": "1"}
+
+    def run(*args: str) -> None:
+        result = subprocess.run(args, cwd=repo, env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+    (repo / "stage.py").write_text(STAGE_SCRIPT)
+    (repo / "params.yaml").write_text("x: 1\n")
+    python = sys.executable
+    (repo / "dvc.yaml").write_text(
+        textwrap.dedent(
+            f"""
+            stages:
+              first:
+                cmd: {python} stage.py first
+                deps: [stage.py]
+                params: [x]
+                outs: [first.out]
+              second:
+                cmd: {python} stage.py second
+                deps: [first.out]
+                outs: [second.out]
+            """
+        )
+    )
+    run("git", "init", "-q")
+    run("dvc", "init", "-q")
+    run("git", "add", "-A")
+    run("git", "commit", "-q", "-m", "pipeline")
+    run("dvc", "repro")
+    run("dvc", "exp", "run", "-n", "bigger-x", "-S", "x=2")
+
+    parents, children = by_role(runs(store))
+    assert len(parents) == 2 and len(children) == 4
+    by_id = {p.info.run_id: p for p in parents}
+    groups: dict[str, list[str]] = {}
+    for child in children:
+        parent = by_id[child.data.tags["mlflow.parentRunId"]]
+        groups.setdefault(parent.info.run_name, []).append(child.data.tags["stage"])
+    assert groups.pop("bigger-x") == ["first", "second"]
+    (plain,) = groups.values()
+    assert plain == ["first", "second"]
+    experiment = next(p for p in parents if p.info.run_name == "bigger-x")
+    assert experiment.data.tags["dvc_exp_name"] == "bigger-x"
+    assert experiment.data.metrics == {"first.x_seen": 2.0, "second.x_seen": 2.0}

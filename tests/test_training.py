@@ -31,13 +31,13 @@ from nextframe.model.training import (
     MODES,
     ClipSet,
     evaluate_loss,
-    load_dataset,
     lr_factor,
     make_inputs,
     plan_rows,
     sample_frames,
     train_splitter,
 )
+from nextframe.pipeline.train import load_dataset
 
 DIM, TEXT_LENGTH = 32, 8
 MOTIONS = ("left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right")

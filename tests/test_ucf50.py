@@ -8,6 +8,10 @@ itself, the tool's job, is not exercised.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tarfile
+import zipfile
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,12 +19,12 @@ import av
 import numpy as np
 import pytest
 from http_server import LocalServer, Route
-from test_archive import make_rar4
+from test_archive import make_rar4, make_tar, make_zip_bomb
 
 from nextframe.cache import download_path
 from nextframe.config import DownloadParams, HttpParams, Ucf50Params
 from nextframe.data import archive, ucf50
-from nextframe.data.http import part_path
+from nextframe.data.http import part_path, validator_path
 from nextframe.data.video import read_video
 from nextframe.errors import UserError
 
@@ -115,9 +119,9 @@ def test_rerun_neither_downloads_nor_extracts_again(
     extracted_members: list[str] = []
     real_extract = archive.extract
 
-    def spy(path, wanted, dest):
+    def spy(path, wanted, dest, budget):
         extracted_members.extend(wanted)
-        return real_extract(path, wanted, dest)
+        return real_extract(path, wanted, dest, budget)
 
     monkeypatch.setattr(archive, "extract", spy)
     second = ucf50.collect(params(url), out_dir)
@@ -129,12 +133,13 @@ def test_rerun_neither_downloads_nor_extracts_again(
 
 def test_interrupted_download_resumes_with_a_range(server, members, tmp_path: Path) -> None:
     body = rar_bytes(tmp_path, members)
-    url = server.add("/UCF50.rar", Route(body))
+    url = server.add("/UCF50.rar", Route(body, headers={"ETag": '"rar1"'}))
     out_dir = tmp_path / "raw"
     out_dir.mkdir()
     half = len(body) // 2
     download_path(url).parent.mkdir(parents=True)
     part_path(download_path(url)).write_bytes(body[:half])
+    validator_path(download_path(url)).write_text('"rar1"')
     result = ucf50.collect(params(url, expected_bytes=len(body)), out_dir)
     assert server.ranges("/UCF50.rar") == [f"bytes={half}-"]
     assert download_path(url).read_bytes() == body
@@ -165,7 +170,7 @@ def test_escaping_entry_refuses_the_archive(server, members, tmp_path: Path) -> 
     hostile = {**members, "UCF50/../../evil.avi": b"evil"}
     url = server.add("/UCF50.rar", Route(rar_bytes(tmp_path, hostile)))
     out_dir = tmp_path / "raw"
-    with pytest.raises(UserError, match="unsafe"):
+    with pytest.raises(UserError, match=r"download\.ucf50\.url .*unsafe"):
         ucf50.collect(params(url), out_dir)
     assert not (out_dir / "videos").exists()
     assert not (tmp_path / "evil.avi").exists()
@@ -189,3 +194,100 @@ def test_bad_caption_template_fails_before_downloading(server, tmp_path: Path) -
 )
 def test_class_words(label: str, words: str) -> None:
     assert ucf50.class_words(label) == words
+
+
+def files_under(folder: Path) -> list[str]:
+    """Everything below ``folder`` that is not a folder, links and FIFOs included."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if not p.is_dir())
+
+
+def test_special_files_become_failed_rows_and_only_files_are_written(
+    server, tmp_path: Path
+) -> None:
+    clip = "UCF50/Jump/v_Jump_g{:02d}_c01.avi".format
+    special = {
+        clip(2): tarfile.FIFOTYPE,
+        clip(3): tarfile.CHRTYPE,
+        clip(4): tarfile.BLKTYPE,
+        clip(5): tarfile.LNKTYPE,
+    }
+    body = make_tar(tmp_path / "a.tar", {clip(1): b"real"}, {clip(6): "/etc/passwd"}, special)
+    url = server.add("/UCF50.rar", Route(body.read_bytes()))
+    out_dir = tmp_path / "raw"
+    for _ in range(2):  # the rerun reads the same archive and gives the same rows
+        result = ucf50.collect(params(url), out_dir)
+        statuses = {row.clip_id: (row.status, row.path) for row in result.rows}
+        assert statuses == {
+            "v_Jump_g01_c01": ("ok", f"videos/{clip(1)}"),
+            "v_Jump_g02_c01": ("failed:fifo", ""),
+            "v_Jump_g03_c01": ("failed:char_device", ""),
+            "v_Jump_g04_c01": ("failed:block_device", ""),
+            "v_Jump_g05_c01": ("failed:hardlink", ""),
+            "v_Jump_g06_c01": ("failed:symlink", ""),
+        }
+        assert files_under(out_dir) == [f"videos/{clip(1)}"]
+
+
+def test_a_name_listed_twice_is_one_failed_row_on_every_run(server, tmp_path: Path) -> None:
+    path = tmp_path / "twice.zip"
+    with pytest.warns(UserWarning), zipfile.ZipFile(path, "w") as handle:
+        handle.writestr("UCF50/Jump/v_Jump_g01_c01.avi", b"first")
+        handle.writestr("UCF50/Jump/v_Jump_g01_c01.avi", b"second")
+        handle.writestr("UCF50/Jump/v_Jump_g02_c01.avi", b"fine")
+    url = server.add("/UCF50.rar", Route(path.read_bytes()))
+    for _ in range(2):
+        result = ucf50.collect(params(url), tmp_path / "raw")
+        assert [(row.clip_id, row.status) for row in result.rows] == [
+            ("v_Jump_g01_c01", "failed:duplicate_entry"),
+            ("v_Jump_g02_c01", "ok"),
+        ]
+
+
+def test_extraction_over_budget_stops_with_the_param_and_keeps_nothing(
+    server, tmp_path: Path
+) -> None:
+    sizes = {f"UCF50/Jump/v_Jump_g0{i}_c01.avi": 3_000_000 for i in (1, 2)}
+    url = server.add("/UCF50.rar", Route(make_zip_bomb(tmp_path / "b.zip", sizes).read_bytes()))
+    out_dir = tmp_path / "raw"
+    with pytest.raises(UserError, match=r"download\.ucf50\.max_file_bytes.*removed what"):
+        ucf50.collect(params(url, max_file_bytes=1_000_000), out_dir)
+    with pytest.raises(UserError, match=r"download\.ucf50\.max_total_bytes"):
+        ucf50.collect(params(url, max_total_bytes=5_000_000), out_dir)
+    assert files_under(out_dir) == []
+
+
+def test_expected_sha256_is_checked_once_and_a_mismatch_deletes(
+    server, members, tmp_path: Path
+) -> None:
+    body = rar_bytes(tmp_path, members)
+    url = server.add("/UCF50.rar", Route(body))
+    digest = hashlib.sha256(body).hexdigest()
+    with pytest.raises(UserError, match=r"download\.ucf50\.expected_sha256: .* was deleted"):
+        ucf50.collect(params(url, expected_sha256="0" * 64), tmp_path / "raw")
+    assert not download_path(url).exists()
+    result = ucf50.collect(params(url, expected_sha256=digest), tmp_path / "raw")
+    assert len(result.rows) == len(members)
+    assert ucf50.digest_path(download_path(url)).read_text() == digest
+    assert server.count("/UCF50.rar") == 2  # the mismatch forced one fresh download
+
+
+def test_archive_changed_between_runs_restarts_instead_of_splicing(
+    server, members, tmp_path: Path
+) -> None:
+    old, new = rar_bytes(tmp_path, members), os.urandom(10)
+    new = rar_bytes(tmp_path, {**members, "UCF50/YoYo/v_YoYo_g09_c01.avi": new})
+    url = server.add("/UCF50.rar", Route(new, headers={"ETag": '"new"'}))
+    download_path(url).parent.mkdir(parents=True)
+    part_path(download_path(url)).write_bytes(old[: len(old) // 2])
+    validator_path(download_path(url)).write_text('"old"')
+    digest = hashlib.sha256(new).hexdigest()
+    result = ucf50.collect(params(url, expected_sha256=digest), tmp_path / "raw")
+    assert server.if_ranges("/UCF50.rar") == ['"old"']
+    assert download_path(url).read_bytes() == new
+    assert len(result.rows) == len(members) + 1
+
+
+def test_an_unreadable_archive_names_the_param(server, tmp_path: Path) -> None:
+    url = server.add("/UCF50.rar", Route(b"<html>moved</html>" * 50))
+    with pytest.raises(UserError, match=r"download\.ucf50\.url .*cannot read the archive"):
+        ucf50.collect(params(url), tmp_path / "raw")

@@ -4,15 +4,20 @@ Every stage validates the whole file once, up front, so a typo in any section fa
 before hours of work start, and the error names the dotted key (``select_frames.k``)
 together with what was expected. Unknown keys are errors too: a misspelt key that is
 silently ignored is the worst kind of experiment bug.
+
+Each field's docstring is its meaning: a stage's ``--help`` lists the keys it reads with
+their current values and these texts (``describe_keys``), so they are written for users.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -24,14 +29,16 @@ Fraction = Annotated[float, Field(ge=0, le=1)]
 class Section(BaseModel):
     """Base for every params section: strict about unknown keys and silent coercions."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class SplitFractions(Section):
     """Fractions of clips held out, for sources that ship no official split."""
 
     val: Fraction = 0.15
+    """fraction of clips held out for validation (early stopping)"""
     test: Fraction = 0.15
+    """fraction of clips held out for the test split (evaluation)"""
 
     @model_validator(mode="after")
     def _leave_some_for_training(self) -> SplitFractions:
@@ -42,24 +49,37 @@ class SplitFractions(Section):
 
 class SyntheticParams(Section):
     n_clips: PositiveInt = 48
+    """clips to generate"""
     n_frames: Annotated[int, Field(ge=2)] = 24
+    """frames per clip"""
     fps: PositiveFloat = 8.0
+    """frames per second of the written videos"""
     size: Annotated[int, Field(ge=32)] = 64  # decord cannot read smaller MP4s
+    """frame side in pixels (at least 32)"""
     formats: list[Literal["mp4", "gif"]] = Field(
         default_factory=lambda: ["mp4", "gif"], min_length=1
     )
+    """containers the clips alternate between"""
 
 
 class HttpParams(Section):
     workers: PositiveInt = 8
+    """concurrent downloads"""
     timeout_s: PositiveFloat = 20.0
+    """seconds a connection or read may stall before the attempt fails"""
     retries: NonNegativeInt = 3
+    """further attempts after a transient failure (5xx, timeout, dropped connection)"""
     backoff_s: NonNegativeFloat = 1.0
+    """first wait between attempts, doubled each time"""
     max_bytes: PositiveInt = 20_000_000
+    """largest body accepted per file (counted decoded, for a gzip body)"""
+    max_redirects: NonNegativeInt = 5
+    """redirects followed per request, each only to http(s)"""
 
 
 class TgifParams(Section):
     tsv_url: str = "https://raw.githubusercontent.com/raingo/TGIF-Release/master/data/tgif-v1.0.tsv"
+    """the release TSV of URL<TAB>sentence lines"""
     split_urls: dict[Literal["train", "val", "test"], str] = Field(
         default_factory=lambda: {
             "train": "https://raw.githubusercontent.com/raingo/TGIF-Release/master/data/splits/train.txt",
@@ -67,11 +87,19 @@ class TgifParams(Section):
             "test": "https://raw.githubusercontent.com/raingo/TGIF-Release/master/data/splits/test.txt",
         }
     )
+    """official split files (one GIF URL per line) by split name"""
     limit: PositiveInt = 200
+    """verified GIFs wanted"""
     min_frames: Annotated[int, Field(ge=2)] = 8
+    """fewer frames than this: failed:too_few_frames"""
     max_frames: PositiveInt = 64
+    """longer GIFs are cut to their first max_frames frames"""
     min_side: NonNegativeInt = 0
+    """shorter side in pixels below this: failed:too_small (0: any)"""
+    retry_failed: bool = False
+    """fetch again the URLs an earlier run found permanently broken (404, too large, ...)"""
     http: HttpParams = Field(default_factory=HttpParams)
+    """download settings for the GIFs"""
 
     @model_validator(mode="after")
     def _frame_bounds_in_order(self) -> TgifParams:
@@ -82,30 +110,59 @@ class TgifParams(Section):
         return self
 
 
+Sha256 = Annotated[str, Field(pattern=r"^([0-9a-f]{64})?$")]
+
+
 class Ucf50Params(Section):
     url: str = "https://www.crcv.ucf.edu/data/UCF50.rar"
+    """the UCF50 RAR archive"""
     expected_bytes: NonNegativeInt = 0
+    """archive size to check after download (0: unchecked)"""
+    expected_sha256: Sha256 = ""
+    """archive sha256 (lowercase hex) checked after download; a mismatch deletes it ("": none)"""
+    max_file_bytes: PositiveInt = 100_000_000
+    """extraction budget per clip (UCF50's largest clip is a few MB)"""
+    max_total_bytes: PositiveInt = 8_000_000_000
+    """extraction budget per run (all of UCF50 is about 3.3 GB unpacked)"""
     classes: list[str] = Field(default_factory=list)
+    """action classes to extract ([]: all 50)"""
     caption_template: str = "a person doing {name}"
+    """caption of every clip; {name} is the class name in words"""
     clips_per_class: NonNegativeInt = 0
+    """clips kept per class (0: all)"""
     http: HttpParams = Field(
         default_factory=lambda: HttpParams(timeout_s=60.0, max_bytes=4_000_000_000)
     )
+    """download settings for the archive"""
 
 
 class FolderParams(Section):
     root: str = "videos"
+    """folder holding the videos"""
     csv: str = "videos/captions.csv"
+    """CSV of path,caption[,split] rows, paths relative to root"""
+    min_frames: Annotated[int, Field(ge=1)] = 4
+    """a file decoding to fewer frames is failed:too_few_frames"""
 
 
 class DownloadParams(Section):
     source: Literal["synthetic", "tgif", "ucf50", "folder"] = "synthetic"
+    """where clips come from: synthetic (offline), tgif, ucf50 or folder"""
     seed: int = 0
+    """seeds the synthetic clips, the samples and the train/val/test assignment"""
     split: SplitFractions = Field(default_factory=SplitFractions)
+    """held-out fractions for sources without an official split"""
+    # 50M is 150 MB of RGB: 65 frames of 877x877; a TGIF GIF is rarely over 500 px
+    max_pixels: PositiveInt = 50_000_000
+    """decoding budget, width x height x frames, checked before frames are held (tgif, folder)"""
     synthetic: SyntheticParams = Field(default_factory=SyntheticParams)
+    """the embedded synthetic source (known ground-truth motion)"""
     tgif: TgifParams = Field(default_factory=TgifParams)
+    """the TGIF release"""
     ucf50: Ucf50Params = Field(default_factory=Ucf50Params)
+    """the UCF50 action data set"""
     folder: FolderParams = Field(default_factory=FolderParams)
+    """your own videos plus a CSV of captions"""
 
 
 ColorByte = Annotated[int, Field(ge=0, le=255)]
@@ -113,45 +170,64 @@ ColorByte = Annotated[int, Field(ge=0, le=255)]
 
 class SelectFramesParams(Section):
     method: Literal["top_diff", "uniform"] = "top_diff"
+    """top_diff: frame 0 + the k-1 frames that change most in the window; uniform: every step-th"""
     k: Annotated[int, Field(ge=2)] = 8
+    """frames kept per clip"""
     window_s: PositiveFloat = 4.0
+    """top_diff looks at the first window_s seconds only"""
     step: PositiveInt = 2
+    """uniform keeps every step-th frame"""
     min_frames: Annotated[int, Field(ge=2)] = 4
+    """clips with fewer usable frames are skipped (too_few_frames)"""
     size: Annotated[int, Field(ge=8)] = 64
+    """side of the square PNGs written"""
     resize: Literal["letterbox", "center_crop"] = "letterbox"
+    """letterbox (pad with pad_color) or center_crop"""
     pad_color: tuple[ColorByte, ColorByte, ColorByte] = (0, 0, 0)
+    """RGB of the letterbox padding"""
     workers: PositiveInt = 2
+    """clips decoded and written concurrently"""
 
 
 class BackboneParams(Section):
-    # toy: trained on synthetic clips, shipped with the package (offline default);
-    # kandinsky22: the real unCLIP from prior_model / decoder_model (hub ids or folders).
-    # The settings below name, tune and place kandinsky22; toy uses only device (and
-    # batch_size, like every backbone): it is float32 and its prior is deterministic.
     name: Literal["toy", "kandinsky22"] = "toy"
+    """the unCLIP model: toy (trained on synthetic clips, shipped, offline; uses only device
+    and batch_size below: float32, a deterministic prior) or kandinsky22 (Kandinsky 2.2, GPU)"""
     prior_model: str = "kandinsky-community/kandinsky-2-2-prior"
+    """kandinsky22's prior: a hub id or a local folder"""
     decoder_model: str = "kandinsky-community/kandinsky-2-2-decoder"
+    """kandinsky22's decoder: a hub id or a local folder"""
     revision: str = "main"
+    """hub revision of both models"""
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    """auto: float16 on CUDA, float32 on CPU"""
     device: str = "auto"
+    """auto: the GPU if there is one, else the CPU; or e.g. cuda:1"""
     batch_size: PositiveInt = 32
+    """frames or captions per forward pass"""
     prior_steps: PositiveInt = 25
+    """diffusion steps of the prior (caption to image embedding)"""
     prior_guidance: NonNegativeFloat = 4.0
+    """classifier-free guidance of the prior"""
     seed: int = 0
+    """seeds the prior's noise (per caption)"""
 
 
 class SplitterParams(Section):
     variant: Literal["seed", "increment"] = "seed"
+    """seed (the reference token-mixing MLP) or increment (residual blocks, step embedding)"""
     widths: list[PositiveInt] = Field(
         default_factory=lambda: [128, 64, 32, 16, 8, 4, 2, 1], min_length=1
     )
+    """token-mixing widths, ending in 1"""
     norm_after: list[PositiveInt] = Field(default_factory=lambda: [32, 8])
+    """widths followed by a LayerNorm without affine"""
     dropout: Fraction = 0.3
-    # What the mixed vector m means: target (the seed: f = m), residual (f = start + m) or
-    # velocity (f = start + rise * m, so the change is zero at rise 0 and flips with its sign).
+    """dropout after every mixing layer"""
     # target is the default: starting from the prior, the first frame is a jump, not a small
     # step (cos@1 0.52 against -0.02 for velocity and 0.34 for residual on the defaults).
     output: Literal["target", "residual", "velocity"] = "target"
+    """the mixed vector m as output: target (m), residual (start + m), velocity (start + rise m)"""
 
     @model_validator(mode="after")
     def _mix_down_to_one(self) -> SplitterParams:
@@ -164,8 +240,11 @@ class SplitterParams(Section):
 
 class LossWeights(Section):
     mse: NonNegativeFloat = 1.0
+    """weight of the MSE between predicted and true change"""
     cos: NonNegativeFloat = 1.0
+    """weight of 1 - cos(predicted change, true change)"""
     rot: NonNegativeFloat = 0.1
+    """weight of |(R - I) u|^2, R the rotation from true to predicted change"""
 
 
 TrainMode = Literal["normal", "back", "rotation", "diff", "all"]
@@ -173,51 +252,90 @@ TrainMode = Literal["normal", "back", "rotation", "diff", "all"]
 
 class TrainParams(Section):
     splitter: SplitterParams = Field(default_factory=SplitterParams)
+    """the splitter network"""
     modes: list[TrainMode] = Field(default_factory=lambda: ["all"], min_length=1)
+    """training modes: normal, back, rotation, diff, or all of them"""
     max_frames_per_clip: Annotated[int, Field(ge=2)] = 15
+    """frames drawn per clip and epoch (first, last and random ones between)"""
     blend_q: PositiveFloat = 1.0
+    """exponent q of the blended rotation (1 - c^q) x + c^q R x"""
     loss: LossWeights = Field(default_factory=LossWeights)
+    """weights of the loss terms"""
     epochs: PositiveInt = 40
+    """most epochs to train"""
     batch_size: PositiveInt = 64
+    """rows per optimiser step"""
     lr: PositiveFloat = 1e-3
+    """AdamW learning rate after warmup"""
     weight_decay: NonNegativeFloat = 0.01
+    """AdamW weight decay"""
     lr_schedule: Literal["constant", "cosine"] = "cosine"
+    """learning rate after warmup: constant or cosine decay to 0"""
     warmup_epochs: NonNegativeInt = 1
+    """epochs of linear warmup"""
     grad_clip: NonNegativeFloat = 1.0
+    """gradient norm clip (0: none)"""
     patience: NonNegativeInt = 8
+    """stop after this many epochs without a better validation loss (0: never)"""
     seed: int = 0
+    """seeds initialisation, sampling and dropout"""
     device: str = "auto"
+    """auto: the GPU if there is one, else the CPU"""
 
 
 class GenerateParams(Section):
     n_frames: Annotated[int, Field(ge=2)] = 8
+    """frames of a prompt's video (held-out clips get one per true frame)"""
     methods: list[str] = Field(
         default_factory=lambda: ["splitter", "copy_start", "linear", "slerp"], min_length=1
     )
+    """the splitter and the baselines to roll out"""
     rollouts: list[Literal["chain", "step"]] = Field(
         default_factory=lambda: ["chain", "step"], min_length=1
     )
+    """step: every frame from the start; chain: every frame from the previous one"""
     start: Literal["prior", "first_frame"] = "prior"
+    """what step 0 is: the prior's embedding of the caption, or the true first frame"""
     anchor: Literal["fixed", "moving"] = "fixed"
+    """chain: rotate the original tokens (fixed) or the previous step's (moving)"""
     decoders: list[Literal["retrieval", "diffusion"]] = Field(
         default_factory=lambda: ["retrieval", "diffusion"]
     )
+    """retrieval (nearest training frame) and/or the backbone's own decoder"""
     prompts: list[str] = Field(default_factory=list)
-    max_clips: NonNegativeInt = 0  # held-out clips rolled out and scored (0 = all)
-    decode_clips: NonNegativeInt = 8  # of those, decoded to videos (0 = all); prompts always
+    """extra captions to make videos of"""
+    max_clips: NonNegativeInt = 0
+    """held-out clips rolled out and scored (0: all)"""
+    decode_clips: NonNegativeInt = 8
+    """of those, decoded to pictures and videos (0: all); prompts always are"""
     steps: PositiveInt = 50
+    """decoder diffusion steps"""
     guidance: NonNegativeFloat = 4.0
+    """decoder classifier-free guidance"""
     size: Annotated[int, Field(ge=16)] = 256
+    """side of the decoded pictures"""
     fps: PositiveFloat = 4.0
+    """frames per second of the written videos"""
     seed: int = 0
+    """decoder seed, the same for every frame"""
 
 
 class EvaluateParams(Section):
-    horizon: PositiveInt = 7  # cos@1..horizon; held-out clips need horizon + 1 frames
+    horizon: PositiveInt = 7
+    """steps scored: cos@1..horizon (held-out clips need horizon + 1 frames)"""
     bootstrap: Annotated[int, Field(ge=100)] = 1000
+    """bootstrap resamples of the clips for every interval"""
     confidence: Annotated[float, Field(gt=0, lt=1)] = 0.95
+    """level of the intervals"""
     seed: int = 0
-    contact_sheets: NonNegativeInt = 2  # held-out clips whose sheets become DVC image plots
+    """seeds the bootstrap"""
+    contact_sheets: NonNegativeInt = 2
+    """held-out clips whose contact sheets become DVC image plots"""
+
+
+class RuntimeParams(Section):
+    threads: PositiveInt = 2
+    """CPU threads of torch in every stage: results can depend on it, so it is a param"""
 
 
 class Params(Section):
@@ -227,6 +345,20 @@ class Params(Section):
     train: TrainParams = Field(default_factory=TrainParams)
     generate: GenerateParams = Field(default_factory=GenerateParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
+    runtime: RuntimeParams = Field(default_factory=RuntimeParams)
+
+    def select(self, keys: tuple[str, ...]) -> dict[str, Any]:
+        """The values of dotted ``keys`` (sections or leaves), nested as in params.yaml."""
+        dumped = self.model_dump(mode="json")
+        selected: dict[str, Any] = {}
+        for key in keys:
+            source, target = dumped, selected
+            *parents, leaf = key.split(".")
+            for part in parents:
+                source = source[part]
+                target = target.setdefault(part, {})
+            target[leaf] = source[leaf]
+        return selected
 
 
 class ParamsError(ValueError):
@@ -258,3 +390,44 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if raw is not None and not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, found {type(raw).__name__}")
     return parse_params(raw)
+
+
+@dataclass(frozen=True)
+class KeyHelp:
+    """One leaf of params.yaml for a stage's ``--help``."""
+
+    key: str  # dotted, e.g. train.splitter.variant
+    value: Any  # the current value
+    meaning: str
+
+
+def describe_keys(params: Params, keys: tuple[str, ...]) -> list[KeyHelp]:
+    """Every leaf under the dotted ``keys`` with its current value and its docstring."""
+    described: list[KeyHelp] = []
+
+    def walk(model: BaseModel, prefix: str, wanted: str) -> None:
+        for name, field in type(model).model_fields.items():
+            dotted = f"{prefix}{name}"
+            if not (
+                dotted == wanted
+                or dotted.startswith(wanted + ".")
+                or wanted.startswith(dotted + ".")
+            ):
+                continue
+            value = getattr(model, name)
+            if isinstance(value, BaseModel):
+                walk(value, f"{dotted}.", wanted)
+            else:
+                described.append(KeyHelp(dotted, _plain(value), _meaning(field)))
+
+    for key in keys:
+        walk(params, "", key)
+    return described
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _meaning(field: FieldInfo) -> str:
+    return " ".join((field.description or "").split())

@@ -16,6 +16,9 @@ a clip has no ground truth (a horizon past its last frame); summaries skip those
   each frame's CLIP image embedding.
 - ``summarize``: the mean over clips and a percentile bootstrap interval (resampling
   clips with replacement), seeded so the same inputs give the same interval.
+- ``score``: all of the above for every method and rollout, as the flat keys of
+  ``metrics/evaluate_full.json``; ``headline`` picks the few that ``metrics/evaluate.json``
+  (what ``dvc exp show`` and ``dvc metrics diff`` print) holds.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+from nextframe.config import EvaluateParams
+from nextframe.errors import UserError
 
 
 def unit(vectors: Tensor) -> Tensor:
@@ -131,3 +137,84 @@ def summarize(values: Tensor, resamples: int, confidence: float, seed: int) -> S
     mean = float(finite.mean())
     # The percentile interval of a tiny sample can miss its own mean by rounding; widen to it.
     return Summary(mean=mean, ci_low=min(float(low), mean), ci_high=max(float(high), mean), n=count)
+
+
+def _add(metrics: dict[str, float], key: str, values: Tensor, params: EvaluateParams) -> None:
+    summary = summarize(values, params.bootstrap, params.confidence, params.seed)
+    metrics[key] = summary.mean
+    metrics[f"{key}.ci_low"] = summary.ci_low
+    metrics[f"{key}.ci_high"] = summary.ci_high
+
+
+@dataclass(frozen=True)
+class Scores:
+    metrics: dict[str, float]  # every key of the module docstring, with intervals
+    curves: dict[str, list[float]]  # "M.R" -> cos@1..H
+
+
+def score(
+    predictions: dict[tuple[str, ...], Tensor],
+    decoded: dict[tuple[str, ...], Tensor],
+    truth: Tensor,
+    n_truth: Tensor,
+    text_embed: Tensor,
+    params: EvaluateParams,
+    decoded_rows: Tensor | None = None,
+) -> Scores:
+    """All metrics of the module docstring from tensors: predictions (M, R) -> [C, n, D].
+
+    ``decoded`` holds only the clips at ``decoded_rows`` of the C clips (default: all).
+    """
+    horizon = params.horizon
+    if int(n_truth.max()) - 1 < horizon:
+        raise UserError(
+            f"evaluate.horizon is {horizon} but the longest held-out clip has only "
+            f"{int(n_truth.max())} frames (steps 1..{int(n_truth.max()) - 1}); "
+            "lower evaluate.horizon"
+        )
+    metrics: dict[str, float] = {"n_clips": float(truth.shape[0])}
+    curves: dict[str, list[float]] = {}
+    for (method, kind), rolled in predictions.items():
+        if rolled.shape[1] - 1 < horizon:
+            raise UserError(
+                f"evaluate.horizon is {horizon} but generate.n_frames gives steps "
+                f"1..{rolled.shape[1] - 1}; raise generate.n_frames or lower evaluate.horizon"
+            )
+        per_clip = cos_at_h(rolled, truth, n_truth, horizon)  # [C, H]
+        name = f"{method}.{kind}"
+        for h in range(1, horizon + 1):
+            _add(metrics, f"{name}.cos@{h}", per_clip[:, h - 1], params)
+        curves[name] = [metrics[f"{name}.cos@{h}"] for h in range(1, horizon + 1)]
+        _add(metrics, f"{name}.cos_mean", per_clip.nanmean(dim=1), params)
+        motion = motion_at_h(rolled, truth, n_truth, horizon)  # [C, H]
+        for h in range(1, horizon + 1):
+            _add(metrics, f"{name}.motion@{h}", motion[:, h - 1], params)
+        _add(metrics, f"{name}.motion_mean", motion.nanmean(dim=1), params)
+    rows = torch.arange(truth.shape[0]) if decoded_rows is None else decoded_rows
+    if decoded:
+        metrics["n_decoded_clips"] = float(len(rows))
+    for (method, kind, decoder), frames in decoded.items():
+        name = f"{method}.{kind}.{decoder}"
+        _add(metrics, f"{name}.truth_cos", truth_cosine(frames, truth[rows], n_truth[rows]), params)
+        _add(metrics, f"{name}.consistency", frame_consistency(frames), params)
+        _add(metrics, f"{name}.text_sim", text_frame_similarity(text_embed[rows], frames), params)
+    return Scores(metrics=metrics, curves=curves)
+
+
+HEADLINE_ROLLOUT_KEYS = ("step.cos_mean", "chain.cos_mean", "step.motion_mean")
+
+
+def headline(metrics: dict[str, float]) -> dict[str, float]:
+    """The few numbers of ``metrics/evaluate.json``: clip counts, and per method the mean
+    cosine over the horizon of both rollouts, the step rollout's motion and its decoded
+    frames' cosine to the truth (every interval stays in the full file)."""
+    methods = sorted({key.split(".")[0] for key in metrics if key.endswith(".cos_mean")})
+    wanted = ["n_clips", "n_decoded_clips"]
+    for method in methods:
+        wanted += [f"{method}.{key}" for key in HEADLINE_ROLLOUT_KEYS]
+        wanted += [
+            key
+            for key in metrics
+            if key.startswith(f"{method}.step.") and key.endswith(".truth_cos")
+        ]
+    return {key: metrics[key] for key in wanted if key in metrics}

@@ -46,7 +46,21 @@ FRAMES_SCHEMA = pa.schema(
     ]
 )
 
+TRUTH_SCHEMA = pa.schema(
+    [
+        ("clip_id", pa.string()),
+        ("frame_index", pa.int32()),
+        ("t_seconds", pa.float64()),
+        ("cx", pa.float64()),  # object centre, pixels from the left edge
+        ("cy", pa.float64()),  # pixels from the top edge
+        ("radius", pa.float64()),  # circumradius, pixels
+        ("angle", pa.float64()),  # orientation, radians
+        ("frame_size", pa.int32()),  # side of the square source frame the pixels refer to
+    ]
+)
+
 SPLITS = ("train", "val", "test")
+FLUSH_ROWS = 4096  # rows per parquet row group of streamed tables
 METADATA_KEY = b"nextframe"
 
 
@@ -121,6 +135,19 @@ def predictions_schema(info: EmbeddingInfo) -> pa.Schema:
     return pa.schema(fields, metadata=info.to_metadata())
 
 
+def decoded_schema(info: EmbeddingInfo) -> pa.Schema:
+    """Re-encoded decoded frames: one row per clip x method x rollout x decoder x step."""
+    fields = [
+        ("clip_id", pa.string()),
+        ("method", pa.string()),
+        ("rollout", pa.string()),
+        ("decoder", pa.string()),
+        ("step", pa.int32()),
+        ("embedding", vector_type(info.dim)),
+    ]
+    return pa.schema(fields, metadata=info.to_metadata())
+
+
 def vectors_to_arrow(vectors: np.ndarray | torch.Tensor, value_type: pa.DataType) -> pa.Array:
     """``[N, D]`` (or ``[N, T, D]``) array to a (nested) fixed-size list array, no Python loop."""
     if isinstance(vectors, torch.Tensor):
@@ -160,6 +187,12 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def write_json(payload: object, path: str | Path) -> None:
+    """Write JSON atomically, keys sorted: the same payload always gives the same bytes."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
 def write_table(table: pa.Table, path: str | Path) -> None:
     """Write a whole table atomically."""
     with atomic_path(path) as tmp:
@@ -171,6 +204,77 @@ def table_writer(path: str | Path, schema: pa.Schema) -> Iterator[pq.ParquetWrit
     """Stream record batches into a table that appears only once it is complete."""
     with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         yield writer
+
+
+def split_by_clip(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    """(clip_id, rows) runs of a table whose rows of one clip are contiguous."""
+    clip_ids = table.column("clip_id").to_numpy(zero_copy_only=False)
+    if len(clip_ids) == 0:
+        return
+    starts = np.flatnonzero(np.concatenate([[True], clip_ids[1:] != clip_ids[:-1]]))
+    ends = np.append(starts[1:], len(clip_ids))
+    for start, end in zip(starts, ends, strict=True):
+        yield str(clip_ids[start]), table.slice(start, end - start)
+
+
+class SortedTableWriter:
+    """Streams new clips' rows and reused clips' rows into one table in clip_id order.
+
+    New rows arrive sorted; each reused clip is written just before the first new clip
+    that sorts after it. The rows of the last clip seen stay pending until a later clip
+    starts (or ``close``), so ``drop`` can still take all of that clip's rows back.
+    Rows are buffered into row groups of about ``FLUSH_ROWS``.
+    """
+
+    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema, reused: dict[str, pa.Table]):
+        self._writer = writer
+        self._schema = schema
+        self._reused = sorted(reused.items(), reverse=True)  # pop() gives the smallest id
+        self._pending: tuple[str, list[pa.Table]] | None = None
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
+        self.rows = 0  # rows written (reused ones included), pending ones not
+
+    def write(self, rows: pa.Table) -> None:
+        for clip_id, clip_rows in split_by_clip(rows):
+            if self._pending is not None and self._pending[0] == clip_id:
+                self._pending[1].append(clip_rows)
+                continue
+            self._commit()
+            self._pending = (clip_id, [clip_rows])
+
+    def drop(self, clip_id: str) -> None:
+        """Forget the rows of ``clip_id``; they must be the pending ones (or none)."""
+        if self._pending is not None and self._pending[0] == clip_id:
+            self._pending = None
+
+    def close(self) -> None:
+        self._commit()
+        while self._reused:
+            self._append(self._reused.pop()[1])
+        self._flush()
+
+    def _commit(self) -> None:
+        if self._pending is None:
+            return
+        clip_id, parts = self._pending
+        self._pending = None
+        while self._reused and self._reused[-1][0] < clip_id:
+            self._append(self._reused.pop()[1])
+        for part in parts:
+            self._append(part)
+
+    def _append(self, rows: pa.Table) -> None:
+        self._buffer.append(rows.select(self._schema.names).cast(self._schema))
+        self._buffered += len(rows)
+        self.rows += len(rows)
+        if self._buffered >= FLUSH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(pa.concat_tables(self._buffer))
+        self._buffer, self._buffered = [], 0
 
 
 def write_dataframe(frame: pd.DataFrame, schema: pa.Schema, path: str | Path) -> None:
@@ -200,6 +304,10 @@ def read_manifest(path: str | Path) -> pd.DataFrame:
 
 def read_frames(path: str | Path) -> pd.DataFrame:
     return read_dataframe(path, FRAMES_SCHEMA)
+
+
+def read_truth(path: str | Path) -> pd.DataFrame:
+    return read_dataframe(path, TRUTH_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -266,3 +374,80 @@ def read_text_embeddings(path: str | Path) -> TextEmbeddings:
         hidden_states=torch.from_numpy(arrow_to_vectors(table.column("hidden_states")).copy()),
         info=EmbeddingInfo.from_schema(table.schema),
     )
+
+
+Rollouts = dict[tuple[str, ...], torch.Tensor]  # labels (method, rollout[, decoder]) -> [C, n, D]
+
+
+def rollouts_to_table(clip_ids: list[str], rollouts: Rollouts, schema: pa.Schema) -> pa.Table:
+    """One row per clip x step of every rollout; the label columns sit between clip_id
+    and step in ``schema`` (``predictions_schema``, ``decoded_schema``)."""
+    keys = schema.names[1:-2]
+    columns: dict[str, list] = {"clip_id": [], **{key: [] for key in keys}, "step": []}
+    vectors = []
+    for labels, values in rollouts.items():
+        count, steps = values.shape[:2]
+        columns["clip_id"].append(np.repeat(np.asarray(clip_ids, dtype=object), steps))
+        for key, label in zip(keys, labels, strict=True):
+            columns[key].append(np.full(count * steps, label, dtype=object))
+        columns["step"].append(np.tile(np.arange(steps, dtype=np.int32), count))
+        vectors.append(values.reshape(count * steps, -1).numpy())
+    arrays = [
+        pa.array(np.concatenate(columns[name]), type=schema.field(name).type)
+        for name in ("clip_id", *keys, "step")
+    ]
+    arrays.append(vectors_to_arrow(np.concatenate(vectors), FLOAT32))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def read_rollouts(path: str | Path, clip_ids: list[str], n_frames: int) -> Rollouts:
+    """``rollouts_to_table``'s table back to labels -> [C, n_frames, D] in ``clip_ids`` order.
+
+    Rows of other clips are ignored; a rollout that lacks a clip or step is an error.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found; run the generate stage (dvc repro generate)")
+    table = pq.read_table(path)
+    keys = table.schema.names[1:-2]
+    frame = table.drop_columns(["embedding"]).to_pandas()
+    vectors = torch.from_numpy(arrow_to_vectors(table.column("embedding")).copy())  # [N, D]
+    order = {clip_id: index for index, clip_id in enumerate(clip_ids)}
+    frame = frame[frame["clip_id"].isin(order)]
+    out: Rollouts = {}
+    for labels, rows in frame.groupby(list(keys), sort=False):
+        values = torch.full((len(clip_ids), n_frames, vectors.shape[1]), float("nan"))
+        clip_index = torch.tensor(rows["clip_id"].map(order).to_numpy())
+        step = torch.tensor(rows["step"].to_numpy(), dtype=torch.int64)
+        values[clip_index, step] = vectors[torch.tensor(rows.index.to_numpy())]
+        if torch.isnan(values).any():
+            raise ValueError(f"{path}: {labels} lacks some clip or step; rerun the generate stage")
+        out[tuple(labels)] = values
+    return out
+
+
+@dataclass(frozen=True)
+class ClipSelection:
+    """The clips of one split that every table has, and why the others were left out."""
+
+    clip_ids: list[str]  # sorted
+    skipped: dict[str, int]  # reason -> clips: not_ok, no_embeddings, under_2_frames
+
+
+def select_clips(
+    manifest: pd.DataFrame, images: ImageEmbeddings, texts: TextEmbeddings, split: str
+) -> ClipSelection:
+    """The ``ok`` clips of ``split`` with a caption encoding and at least 2 embedded frames."""
+    slices, text_rows = images.clip_slices(), texts.index()
+    of_split = manifest[manifest["split"] == split]
+    ok = of_split[of_split["status"] == "ok"]
+    skipped = {"not_ok": len(of_split) - len(ok), "no_embeddings": 0, "under_2_frames": 0}
+    chosen = []
+    for clip_id in ok["clip_id"]:
+        if clip_id not in slices or clip_id not in text_rows:
+            skipped["no_embeddings"] += 1
+        elif slices[clip_id].stop - slices[clip_id].start < 2:
+            skipped["under_2_frames"] += 1
+        else:
+            chosen.append(clip_id)
+    return ClipSelection(sorted(chosen), skipped)

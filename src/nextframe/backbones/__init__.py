@@ -16,15 +16,26 @@ from __future__ import annotations
 
 from nextframe.backbones.base import Backbone, TextEncoding
 from nextframe.config import BackboneParams
+from nextframe.errors import UserError
+from nextframe.store import EmbeddingInfo
 
-__all__ = ["Backbone", "TextEncoding", "load_backbone"]
+__all__ = ["Backbone", "TextEncoding", "check_compatible", "load_backbone"]
+
+
+def check_compatible(backbone: Backbone, info: EmbeddingInfo) -> None:
+    """Refuse to mix a backbone with embeddings another backbone made."""
+    if backbone.name != info.backbone or backbone.dim != info.dim:
+        raise UserError(
+            f"the embeddings were made by backbone {info.backbone!r} (D={info.dim}) but "
+            f"backbone.name is {backbone.name!r} (D={backbone.dim}); rerun embed (dvc repro)"
+        )
 
 
 def load_backbone(params: BackboneParams) -> Backbone:
     """The backbone named by ``params.name``, on ``params.device``."""
     if params.name == "toy":
         from nextframe.backbones.toy import load_toy
-        from nextframe.backbones.unclip import resolve_device
+        from nextframe.device import resolve_device
 
         return load_toy(device=resolve_device(params.device))
     from nextframe.backbones.unclip import load_unclip

@@ -28,6 +28,7 @@ from torch import Tensor
 from transformers import CLIPImageProcessorPil
 
 from nextframe.backbones.base import TextEncoding
+from nextframe.device import resolve_device, resolve_dtype
 from nextframe.errors import UserError
 from nextframe.store import EmbeddingInfo
 
@@ -162,20 +163,6 @@ class UnclipBackbone:
             image if image.size == (size, size) else image.resize((size, size), Image.BICUBIC)
             for image in images
         ]
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto``: the GPU when there is one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """``auto``: float16 on CUDA (the weights' own precision), float32 elsewhere."""
-    if dtype == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    return getattr(torch, dtype)
 
 
 def load_pipeline(

@@ -1,6 +1,6 @@
 """What every data source hands back: one row per clip of ``data/raw/manifest.parquet``.
 
-Sources only produce rows; ``sources.download`` writes the table, so every source gets the
+Sources only produce rows; ``pipeline.download`` writes the table, so every source gets the
 same atomic write, the same status counting and the same metrics for free.
 """
 
@@ -41,6 +41,9 @@ class SourceResult:
     rows: list[ManifestRow]
     metrics: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # the object's true pose per source frame (store.TRUTH_SCHEMA rows), where a source
+    # knows it (synthetic); empty for real footage
+    truth: list[dict] = field(default_factory=list)
 
     def frame(self) -> pd.DataFrame:
         columns = list(ManifestRow.__dataclass_fields__)

@@ -1,8 +1,9 @@
 """The ``synthetic`` source: captioned clips of one moving shape, drawn from a seeded RNG.
 
-The true motion of every clip is known and stated in its caption ("a large red circle
-moves quickly from left to right on a gray background"), which makes this source the
-project's sanity benchmark and lets the whole pipeline run offline in seconds.
+The true motion of every clip is known: stated in its caption ("a large red circle moves
+quickly from left to right on a gray background") and, pose by pose, written to
+``truth.parquet`` (``truth_rows``). That makes this source the project's motion
+benchmark, and lets the whole pipeline run offline in seconds.
 
 Per clip the RNG draws a shape, its colour, a different background colour, a motion
 (translate left/right/up/down, grow, shrink, rotate; circles never rotate, since a
@@ -139,6 +140,26 @@ def _pose(spec: ClipSpec, t: float) -> tuple[float, float, float, float]:
     return center_x, center_y, radius, angle
 
 
+def truth_rows(clip_id: str, spec: ClipSpec) -> list[dict]:
+    """The object's pose in every frame of the clip, in pixels (store.TRUTH_SCHEMA rows)."""
+    rows = []
+    for index in range(spec.n_frames):
+        center_x, center_y, radius, angle = _pose(spec, index / (spec.n_frames - 1))
+        rows.append(
+            {
+                "clip_id": clip_id,
+                "frame_index": index,
+                "t_seconds": index / spec.fps,
+                "cx": center_x * spec.size,
+                "cy": center_y * spec.size,
+                "radius": radius * spec.size,
+                "angle": angle,
+                "frame_size": spec.size,
+            }
+        )
+    return rows
+
+
 def _coverage(spec: ClipSpec, t: float, grid_x: np.ndarray, grid_y: np.ndarray) -> np.ndarray:
     """Fraction of each pixel covered by the shape, ``[H, W]`` float32."""
     center_x, center_y, radius, angle = _pose(spec, t)
@@ -189,7 +210,7 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
     specs = make_specs(synthetic, params.seed)
     clip_ids = [f"syn{index:04d}-{spec.digest()}" for index, spec in enumerate(specs)]
     splits = assign_splits(clip_ids, params.split, params.seed)
-    rows, written = [], 0
+    rows, truth, written = [], [], 0
     for index, spec in enumerate(tqdm(specs, desc=SOURCE, unit="clip")):
         clip_id = clip_ids[index]
         relative = f"{VIDEO_DIR}/{clip_id}.{synthetic.formats[index % len(synthetic.formats)]}"
@@ -211,6 +232,9 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
                 status=OK if problem is None else failed(problem),
             )
         )
+        truth += truth_rows(clip_id, spec)
     return SourceResult(
-        rows, metrics={"videos_written": written, "videos_kept": len(specs) - written}
+        rows,
+        metrics={"videos_written": written, "videos_kept": len(specs) - written},
+        truth=truth,
     )

@@ -12,17 +12,27 @@ Splits are by group: UCF50's ``gNN`` is one actor and setting, shared across cla
 ``splits.assign_splits`` runs over the group ids and every clip takes its group's split;
 no actor is seen in training and evaluation both.
 
+Hostile archives (``archive.py`` holds the rules): a chosen entry that is not a regular
+file, or whose name is listed twice, becomes a row ``failed:<kind>`` (``fifo``,
+``symlink``, ``hardlink``, ``char_device``, ``block_device``, ``duplicate_entry``) and
+is never written; extraction is bounded by ``max_file_bytes`` and ``max_total_bytes``.
+With ``expected_sha256`` the archive is hashed once after download (the verified digest
+is remembered beside it) and a mismatch deletes it.
+
 Resume: members are extracted to a scratch folder and moved into ``videos/`` only when
-the extraction tool finished, so a file present there is complete (the right size by
-construction) and is not extracted again.
+the extraction finished, so a regular file present there is complete (the right size by
+construction) and is not extracted again; anything else found at a clip's path (a FIFO
+or link left by an older version) is removed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +40,7 @@ from nextframe.cache import download_path
 from nextframe.config import DownloadParams, Ucf50Params
 from nextframe.data import archive
 from nextframe.data.http import fetch, part_path
-from nextframe.data.manifest import OK, VIDEO_DIR, ManifestRow, SourceResult
+from nextframe.data.manifest import OK, VIDEO_DIR, ManifestRow, SourceResult, failed
 from nextframe.data.splits import assign_splits
 from nextframe.errors import UserError
 
@@ -89,7 +99,39 @@ def download_archive(ucf: Ucf50Params) -> Path:
             f"{path} has {size} bytes but download.ucf50.expected_bytes is "
             f"{ucf.expected_bytes}; delete the file to download it again, or fix the param"
         )
+    if ucf.expected_sha256:
+        check_sha256(path, ucf.expected_sha256)
     return path
+
+
+def digest_path(path: Path) -> Path:
+    """Where the verified sha256 of ``path`` is remembered, so 3 GiB is hashed once."""
+    return path.with_name(path.name + ".sha256")
+
+
+def check_sha256(path: Path, expected: str) -> None:
+    """Raise (and delete ``path``) unless its sha256 is ``expected``."""
+    remembered = digest_path(path)
+    if (
+        remembered.exists()
+        and remembered.stat().st_mtime >= path.stat().st_mtime
+        and remembered.read_text(encoding="utf-8").strip() == expected
+    ):
+        return
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    found = digest.hexdigest()
+    if found != expected:
+        path.unlink()
+        remembered.unlink(missing_ok=True)
+        raise UserError(
+            f"download.ucf50.expected_sha256: the archive from download.ucf50.url has sha256 "
+            f"{found}, expected {expected}; it was deleted, so the next run downloads it again. "
+            "If the server's file changed on purpose, update the param"
+        )
+    remembered.write_text(found, encoding="utf-8")
 
 
 def select_clips(members: list[str], ucf: Ucf50Params, seed: int) -> list[Clip]:
@@ -121,19 +163,52 @@ def select_clips(members: list[str], ucf: Ucf50Params, seed: int) -> list[Clip]:
     return chosen
 
 
-def extract_missing(archive_path: Path, clips: list[Clip], out_dir: Path) -> int:
+def budget(ucf: Ucf50Params) -> archive.Budget:
+    return archive.Budget(
+        ucf.max_file_bytes,
+        ucf.max_total_bytes,
+        file_key="download.ucf50.max_file_bytes",
+        total_key="download.ucf50.max_total_bytes",
+    )
+
+
+def _clear(path: Path) -> None:
+    """Remove what an older run may have left at a clip's path (a file, a FIFO, a link)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+
+
+def _is_regular_file(path: Path) -> bool:
+    """True for a regular file itself, not a link to one (nor a FIFO, a device, ...)."""
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def extract_missing(
+    archive_path: Path, clips: list[Clip], out_dir: Path, limits: archive.Budget
+) -> int:
     """Extract the clips not yet in ``videos/``; returns how many were extracted."""
     videos = out_dir / VIDEO_DIR
-    todo = [clip.member for clip in clips if not (videos / clip.member).exists()]
+    todo = [clip.member for clip in clips if not _is_regular_file(videos / clip.member)]
     if not todo:
         return 0
+    for member in todo:
+        _clear(videos / member)
     scratch = out_dir / SCRATCH_DIR
     shutil.rmtree(scratch, ignore_errors=True)
     try:
-        for path, member in zip(archive.extract(archive_path, todo, scratch), todo, strict=True):
+        extracted = archive.extract(archive_path, todo, scratch, limits)
+        for path, member in zip(extracted, todo, strict=True):
             target = videos / member
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
+    except archive.BudgetExceeded as exc:
+        raise UserError(
+            f"{archive_path}: stopped extracting: {exc}; removed what was partly written. "
+            "Raise the param if the archive is the genuine UCF50"
+        ) from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     return len(todo)
@@ -145,8 +220,17 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
     out_dir = Path(out_dir)
     caption_for("Check", ucf.caption_template)  # a bad template fails before 3 GiB
     archive_path = download_archive(ucf)
-    clips = select_clips(archive.list_members(archive_path), ucf, params.seed)
-    extracted = extract_missing(archive_path, clips, out_dir)
+    try:
+        entries = archive.list_entries(archive_path)
+    except UserError as exc:
+        raise UserError(f"download.ucf50.url {ucf.url}: {exc}") from None
+    clips = select_clips(list(dict.fromkeys(entry.name for entry in entries)), ucf, params.seed)
+    refused = archive.refusals(entries)
+    for clip in clips:
+        if clip.member in refused:
+            _clear(out_dir / VIDEO_DIR / clip.member)
+    good = [clip for clip in clips if clip.member not in refused]
+    extracted = extract_missing(archive_path, good, out_dir, budget(ucf))
     group_split = assign_splits(sorted({clip.group for clip in clips}), params.split, params.seed)
     rows = [
         ManifestRow(
@@ -155,9 +239,9 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
             caption=caption_for(clip.label, ucf.caption_template),
             label=clip.label,
             split=group_split[clip.group],
-            path=f"{VIDEO_DIR}/{clip.member}",
+            path="" if clip.member in refused else f"{VIDEO_DIR}/{clip.member}",
             url=ucf.url,
-            status=OK,
+            status=failed(refused[clip.member]) if clip.member in refused else OK,
         )
         for clip in clips
     ]
@@ -169,7 +253,7 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
         "classes": float(len(labels)),
         "groups": float(len(group_split)),
         "extracted": float(extracted),
-        "reused_extracted": float(len(clips) - extracted),
+        "reused_extracted": float(len(good) - extracted),
     }
     note = (
         f"{len(clips)} clips of {len(labels)} classes; held-out groups: "

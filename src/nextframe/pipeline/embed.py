@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -46,18 +45,21 @@ from torch import Tensor
 from tqdm import tqdm
 
 from nextframe.backbones import Backbone, load_backbone
-from nextframe.config import BackboneParams
+from nextframe.config import Params
 from nextframe.errors import UserError
 from nextframe.store import (
     FLOAT32,
+    SortedTableWriter,
     image_embeddings_schema,
     read_frames,
     read_manifest,
+    split_by_clip,
     table_writer,
     text_embeddings_schema,
     vectors_to_arrow,
 )
 
+PARAMS = ("backbone", "runtime")
 IMAGES_TABLE = "images.parquet"
 TEXTS_TABLE = "texts.parquet"
 RESUME_KEY = b"nextframe.embed"  # schema metadata: how rows were made, per-clip digests
@@ -68,7 +70,6 @@ SHOWN_SKIPS = 3  # skipped paths named in the summary line
 # What decoding a bad PNG raises (truncated, garbage, bad chunk, unreadable, too large).
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError)
 PREFETCH = 2  # batches loaded and preprocessed ahead of the one being encoded
-FLUSH_ROWS = 4096  # rows per parquet row group
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -226,77 +227,6 @@ def clip_digests(frames: pd.DataFrame, root: Path) -> tuple[dict[str, str], list
     return digests, skipped
 
 
-def _split_by_clip(table: pa.Table) -> Iterator[tuple[str, pa.Table]]:
-    """(clip_id, rows) runs of a table whose rows of one clip are contiguous."""
-    clip_ids = table.column("clip_id").to_numpy(zero_copy_only=False)
-    if len(clip_ids) == 0:
-        return
-    starts = np.flatnonzero(np.concatenate([[True], clip_ids[1:] != clip_ids[:-1]]))
-    ends = np.append(starts[1:], len(clip_ids))
-    for start, end in zip(starts, ends, strict=True):
-        yield str(clip_ids[start]), table.slice(start, end - start)
-
-
-class SortedTableWriter:
-    """Streams new clips' rows and reused clips' rows into one table in clip_id order.
-
-    New rows arrive sorted; each reused clip is written just before the first new clip
-    that sorts after it. The rows of the last clip seen stay pending until a later clip
-    starts (or ``close``), so ``drop`` can still take all of that clip's rows back.
-    Rows are buffered into row groups of about ``FLUSH_ROWS``.
-    """
-
-    def __init__(self, writer: pq.ParquetWriter, schema: pa.Schema, reused: dict[str, pa.Table]):
-        self._writer = writer
-        self._schema = schema
-        self._reused = sorted(reused.items(), reverse=True)  # pop() gives the smallest id
-        self._pending: tuple[str, list[pa.Table]] | None = None
-        self._buffer: list[pa.Table] = []
-        self._buffered = 0
-        self.rows = 0  # rows written (reused ones included), pending ones not
-
-    def write(self, rows: pa.Table) -> None:
-        for clip_id, clip_rows in _split_by_clip(rows):
-            if self._pending is not None and self._pending[0] == clip_id:
-                self._pending[1].append(clip_rows)
-                continue
-            self._commit()
-            self._pending = (clip_id, [clip_rows])
-
-    def drop(self, clip_id: str) -> None:
-        """Forget the rows of ``clip_id``; they must be the pending ones (or none)."""
-        if self._pending is not None and self._pending[0] == clip_id:
-            self._pending = None
-
-    def close(self) -> None:
-        self._commit()
-        while self._reused:
-            self._append(self._reused.pop()[1])
-        self._flush()
-
-    def _commit(self) -> None:
-        if self._pending is None:
-            return
-        clip_id, parts = self._pending
-        self._pending = None
-        while self._reused and self._reused[-1][0] < clip_id:
-            self._append(self._reused.pop()[1])
-        for part in parts:
-            self._append(part)
-
-    def _append(self, rows: pa.Table) -> None:
-        self._buffer.append(rows.select(self._schema.names).cast(self._schema))
-        self._buffered += len(rows)
-        self.rows += len(rows)
-        if self._buffered >= FLUSH_ROWS:
-            self._flush()
-
-    def _flush(self) -> None:
-        if self._buffer:
-            self._writer.write_table(pa.concat_tables(self._buffer))
-        self._buffer, self._buffered = [], 0
-
-
 def _previous(path: Path, schema: pa.Schema) -> tuple[pa.Table, dict] | None:
     """The table at ``path`` and its resume record, if it was made the way ``schema`` says;
     the record's ``failed`` holds the footer's unreadable clips (clip_id -> dict)."""
@@ -365,7 +295,7 @@ def embed_images(
         table, record = previous
         reused = {
             clip_id: rows
-            for clip_id, rows in _split_by_clip(
+            for clip_id, rows in split_by_clip(
                 table.sort_by([("clip_id", "ascending"), ("k", "ascending")])
             )
             if record["clips"].get(clip_id) == digests.get(clip_id)
@@ -460,7 +390,7 @@ def embed_texts(
         )
         reused = {
             clip_id: rows
-            for clip_id, rows in _split_by_clip(table.sort_by("clip_id"))
+            for clip_id, rows in split_by_clip(table.sort_by("clip_id"))
             if clip_id in wanted and old_captions[clip_id] == wanted[clip_id]
         }
         if set(reused) == set(wanted) == set(old_captions):
@@ -517,11 +447,11 @@ def _checked_frames(frames_parquet: Path) -> pd.DataFrame:
     return frames.sort_values(["clip_id", "k"], kind="stable").reset_index(drop=True)
 
 
-def embed(
+def run(
     manifest_path: Path,
     frames_parquet: Path,
     out_dir: Path,
-    params: BackboneParams,
+    params: Params,
     *,
     prefetch: int | None = None,
     progress: bool = True,
@@ -540,7 +470,8 @@ def embed(
     if len(set(frames["clip_id"][frames["path"].isin(missing)])) == len(captions):
         _, skipped = clip_digests(frames, root)  # every clip lacks a frame: fail before loading
         raise UserError(_nothing_left(root, skipped))
-    backbone = load_backbone(params)
+    settings = params.backbone
+    backbone = load_backbone(settings)
     if prefetch is None:
         prefetch = PREFETCH if backbone.device.type == "cuda" else 0
     summary = EmbedSummary(backbone=backbone.name, dim=backbone.dim)
@@ -552,7 +483,7 @@ def embed(
         frames,
         root,
         out_dir / IMAGES_TABLE,
-        params.batch_size,
+        settings.batch_size,
         prefetch=prefetch,
         progress=progress,
     )
@@ -564,7 +495,7 @@ def embed(
 
     text_started = time.perf_counter()
     summary.texts_encoded = embed_texts(
-        backbone, captions, out_dir / TEXTS_TABLE, params.batch_size, progress=progress
+        backbone, captions, out_dir / TEXTS_TABLE, settings.batch_size, progress=progress
     )
     summary.text_seconds = time.perf_counter() - text_started
     summary.seconds = time.perf_counter() - started

@@ -16,13 +16,14 @@ embeddings per clip, the start included as step 0:
 ``rise_step`` is the rise of one frame: ``1 / (K - 1)`` for a held-out clip with K true
 frames (so step i lines up with true frame i and ``cos@h`` compares like with like) and
 ``1 / (n_frames - 1)`` for a prompt (the video spans one training clip's worth of motion).
-Every predictor call covers all clips of the batch at once: one call per step.
+Every predictor call covers all clips of a batch (``ROLLOUT_BATCH`` captions) at once: one
+call per step. The generate stage and ``nextframe sample`` both go through ``roll_out_all``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 from torch import Tensor
@@ -30,8 +31,12 @@ from torch import Tensor
 from nextframe.model import Predictor
 from nextframe.model.rotation import blend, cosine
 
+if TYPE_CHECKING:
+    from nextframe.backbones import TextEncoding
+
 Rollout = Literal["chain", "step"]
 Anchor = Literal["fixed", "moving"]
+ROLLOUT_BATCH = 256  # captions per predictor call
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,26 @@ class Conditioning:
             text_embed=self.text_embed[rows],
             start=self.start[rows],
             rise_step=self.rise_step[rows],
+        )
+
+    @classmethod
+    def from_prior(cls, encoding: TextEncoding, n_frames: int) -> Conditioning:
+        """Free captions (no true frames): start at the prior, ``n_frames`` span one clip."""
+        prior = encoding.prior_embed.float()
+        return cls(
+            hidden_states=encoding.hidden_states.float(),
+            prior_embed=prior,
+            text_embed=encoding.text_embed.float(),
+            start=prior,
+            rise_step=torch.full((len(prior),), 1.0 / (n_frames - 1)),
+        )
+
+    def concat(self, other: Conditioning) -> Conditioning:
+        return Conditioning(
+            *(
+                torch.cat([getattr(self, name), getattr(other, name)])
+                for name in Conditioning.__dataclass_fields__
+            )
         )
 
 
@@ -108,3 +133,30 @@ def rollout(
     if kind == "chain":
         return chain_rollout(predictor, cond, n_frames, blend_q, anchor)
     raise ValueError(f"unknown rollout {kind!r}; expected 'chain' or 'step'")
+
+
+def roll_out_all(
+    predictors: dict[str, Predictor],
+    cond: Conditioning,
+    kinds: list[str],
+    n_frames: int,
+    blend_q: float,
+    anchor: Anchor,
+) -> dict[tuple[str, str], Tensor]:
+    """(method, rollout) -> [C, n_frames, D] for every predictor and rollout kind."""
+    results: dict[tuple[str, str], Tensor] = {}
+    for method, predictor in predictors.items():
+        for kind in kinds:
+            parts = [
+                rollout(
+                    predictor,
+                    cond.subset(slice(first, first + ROLLOUT_BATCH)),
+                    kind,
+                    n_frames,
+                    blend_q,
+                    anchor,
+                )
+                for first in range(0, len(cond), ROLLOUT_BATCH)
+            ]
+            results[(method, kind)] = torch.cat(parts)
+    return results

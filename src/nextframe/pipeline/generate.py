@@ -1,0 +1,297 @@
+"""The generate stage: held-out clips and extra prompts to embeddings, videos and contact sheets.
+
+Held-out clips are the manifest's ``test`` split (``val`` when the test split is empty,
+as with very small sources; ``clips.json`` records which), sorted by clip_id, the first
+``generate.max_clips`` (0 = all). Each is rolled out by every method in
+``generate.methods`` and every rollout in ``generate.rollouts`` (``model/rollout.py``).
+Prompts in ``generate.prompts`` are encoded by the backbone and rolled out the same way,
+always from the prior embedding (they have no first frame). Rollouts are cheap, decoding
+is not: only the first ``generate.decode_clips`` held-out clips (0 = all) and every prompt
+are decoded by every decoder in ``generate.decoders``, and the decoded frames are
+re-encoded by the backbone, so evaluate can score pictures without loading a model.
+
+Outputs under ``out_dir``:
+  predictions.parquet   store.predictions_schema: clip_id, method, rollout, step, embedding
+  decoded.parquet       store.decoded_schema: the same plus ``decoder`` (decoded clips)
+  clips.json            clip_id, caption, split (test | val | prompt) and decoded (bool) of
+                        every generated clip
+  videos/<clip_id>/<method>_<rollout>_<decoder>.{gif,mp4}
+  contact_sheets/<clip_id>_<decoder>.png  rows: truth (held-out clips), then method.rollout
+
+The stage rewrites everything on a rerun (DVC removes its outputs before running it anyway).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from nextframe.backbones import Backbone, check_compatible, load_backbone
+from nextframe.backbones.decoders import (
+    Decoder,
+    DiffusionDecoder,
+    RetrievalDecoder,
+    decode_distinct,
+)
+from nextframe.config import Params
+from nextframe.device import resolve_device
+from nextframe.errors import UserError
+from nextframe.model import load_predictors
+from nextframe.model.rollout import Conditioning, roll_out_all
+from nextframe.render import read_pictures, write_contact_sheets, write_videos
+from nextframe.store import (
+    ImageEmbeddings,
+    TextEmbeddings,
+    decoded_schema,
+    predictions_schema,
+    read_frames,
+    read_image_embeddings,
+    read_manifest,
+    read_text_embeddings,
+    rollouts_to_table,
+    select_clips,
+    write_json,
+    write_table,
+)
+
+PARAMS = ("backbone", "generate", "train.blend_q", "train.device", "runtime")
+PROMPT_SPLIT = "prompt"
+CLIPS_INDEX = "clips.json"
+PREDICTIONS_TABLE = "predictions.parquet"
+DECODED_TABLE = "decoded.parquet"
+VIDEOS_DIR = "videos"
+SHEETS_DIR = "contact_sheets"
+
+
+@dataclass(frozen=True)
+class Clips:
+    """The captions to generate for, with their conditioning, in one batch."""
+
+    clip_ids: list[str]
+    captions: list[str]
+    split: list[str]
+    cond: Conditioning
+
+    def __add__(self, other: Clips) -> Clips:
+        return Clips(
+            self.clip_ids + other.clip_ids,
+            self.captions + other.captions,
+            self.split + other.split,
+            self.cond.concat(other.cond),
+        )
+
+
+def held_out(
+    manifest: pd.DataFrame, images: ImageEmbeddings, texts: TextEmbeddings, max_clips: int
+) -> tuple[str, list[str]]:
+    """The test clips (val if there are none) to generate and score, first ``max_clips``."""
+    for split in ("test", "val"):
+        clip_ids = select_clips(manifest, images, texts, split).clip_ids
+        if clip_ids:
+            return split, clip_ids[: max_clips or None]
+    raise UserError(
+        "no held-out clips: the manifest has no ok test or val clip with embeddings and >= 2 "
+        "frames; set download.split.test (or val) above 0 and rerun dvc repro"
+    )
+
+
+def clip_batch(
+    clip_ids: list[str], split: str, images: ImageEmbeddings, texts: TextEmbeddings, start: str
+) -> Clips:
+    """Conditioning of held-out clips from the tables; rise_step = 1 / (frames - 1)."""
+    slices, text_rows = images.clip_slices(), texts.index()
+    rows = torch.tensor([text_rows[c] for c in clip_ids], dtype=torch.int64)
+    prior = texts.prior_embed[rows].float()  # [C, D]
+    if start == "first_frame":
+        start_embed = images.embeddings[[slices[c].start for c in clip_ids]].float()
+    else:
+        start_embed = prior
+    counts = torch.tensor([slices[c].stop - slices[c].start for c in clip_ids], dtype=torch.float32)
+    cond = Conditioning(
+        hidden_states=texts.hidden_states[rows].float(),
+        prior_embed=prior,
+        text_embed=texts.text_embed[rows].float(),
+        start=start_embed,
+        rise_step=1.0 / (counts - 1),
+    )
+    return Clips(
+        list(clip_ids), [texts.captions[r] for r in rows.tolist()], [split] * len(clip_ids), cond
+    )
+
+
+def prompt_batch(backbone: Backbone, prompts: list[str], n_frames: int) -> Clips:
+    """Free captions, encoded now; they start from the prior embedding."""
+    cond = Conditioning.from_prior(backbone.encode_texts(list(prompts)), n_frames)
+    clip_ids = [f"prompt-{index:03d}" for index in range(len(prompts))]
+    return Clips(clip_ids, list(prompts), [PROMPT_SPLIT] * len(prompts), cond)
+
+
+def rows_to_decode(splits: list[str], decode_clips: int) -> list[int]:
+    """The first ``decode_clips`` held-out clips (0 = all) and every prompt, in order."""
+    held_out_rows = [row for row, split in enumerate(splits) if split != PROMPT_SPLIT]
+    prompt_rows = [row for row, split in enumerate(splits) if split == PROMPT_SPLIT]
+    return held_out_rows[: decode_clips or None] + prompt_rows
+
+
+def truth_pictures(
+    clip_ids: list[str], frames: pd.DataFrame, frames_root: Path, size: int
+) -> dict[str, np.ndarray]:
+    """The selected true frames of each clip, [K, size, size, 3], for contact sheets."""
+    wanted = frames[frames["clip_id"].isin(clip_ids)].sort_values("k")
+    return {
+        str(clip_id): read_pictures([frames_root / path for path in rows["path"]], size)
+        for clip_id, rows in wanted.groupby("clip_id")
+    }
+
+
+def retrieval_decoder(
+    manifest: pd.DataFrame,
+    images: ImageEmbeddings,
+    texts: TextEmbeddings,
+    frames: pd.DataFrame,
+    frames_root: Path,
+    size: int,
+) -> RetrievalDecoder:
+    """The nearest-training-frame decoder over the pipeline's training split."""
+    train_ids = select_clips(manifest, images, texts, "train").clip_ids
+    return RetrievalDecoder.from_tables(images, frames, frames_root, train_ids, size)
+
+
+def build_decoder(
+    name: str, backbone: Backbone, params: Params, retrieval: RetrievalDecoder | None = None
+) -> Decoder:
+    """The decoder ``name`` (``generate.decoders``); ``retrieval`` needs the index built."""
+    if name == "retrieval":
+        if retrieval is None:
+            raise ValueError("the retrieval decoder needs its index (retrieval_decoder)")
+        return retrieval
+    settings = params.generate
+    return DiffusionDecoder(
+        backbone=backbone,
+        size=settings.size,
+        steps=settings.steps,
+        guidance=settings.guidance,
+        seed=settings.seed,
+        batch_size=params.backbone.batch_size,
+    )
+
+
+@dataclass
+class GenerateSummary:
+    split: str
+    clips: int
+    prompts: int
+    decoded_clips: int = 0
+    videos: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "clips": self.clips,
+            "prompts": self.prompts,
+            "decoded_clips": self.decoded_clips,
+            "videos": self.videos,
+            **{f"seconds.{name}": value for name, value in self.seconds.items()},
+        }
+
+    def describe(self) -> str:
+        timing = ", ".join(f"{name} {value:.1f}s" for name, value in self.seconds.items())
+        return (
+            f"generated {self.clips} held-out {self.split} clips and {self.prompts} prompts, "
+            f"decoded {self.decoded_clips} of the clips and every prompt, "
+            f"{self.videos} videos ({timing})"
+        )
+
+
+def run(
+    manifest_path: Path,
+    embeddings_dir: Path,
+    models_dir: Path,
+    frames_path: Path,
+    out_dir: Path,
+    params: Params,
+    progress: bool = True,
+) -> GenerateSummary:
+    """Roll out, decode, write videos, contact sheets and both tables (see module doc)."""
+    settings = params.generate
+    clock = time.perf_counter()
+    manifest = read_manifest(manifest_path)
+    images = read_image_embeddings(embeddings_dir / "images.parquet")
+    texts = read_text_embeddings(embeddings_dir / "texts.parquet")
+    split, clip_ids = held_out(manifest, images, texts, settings.max_clips)
+    backbone = load_backbone(params.backbone)
+    check_compatible(backbone, images.info)
+    clips = clip_batch(clip_ids, split, images, texts, settings.start)
+    if settings.prompts:
+        clips = clips + prompt_batch(backbone, settings.prompts, settings.n_frames)
+    predictors = load_predictors(models_dir, resolve_device(params.train.device), settings.methods)
+    summary = GenerateSummary(split=split, clips=len(clip_ids), prompts=len(settings.prompts))
+    summary.seconds["load"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    predicted = roll_out_all(
+        predictors,
+        clips.cond,
+        settings.rollouts,
+        settings.n_frames,
+        params.train.blend_q,
+        settings.anchor,
+    )
+    write_table(
+        rollouts_to_table(clips.clip_ids, predicted, predictions_schema(images.info)),
+        out_dir / PREDICTIONS_TABLE,
+    )
+    summary.seconds["rollout"] = time.perf_counter() - clock
+
+    decoded_rows = rows_to_decode(clips.split, settings.decode_clips)
+    decoded_ids = [clips.clip_ids[row] for row in decoded_rows]
+    decoded_captions = [clips.captions[row] for row in decoded_rows]
+    summary.decoded_clips = sum(clips.split[row] != PROMPT_SPLIT for row in decoded_rows)
+    to_decode = {key: rolled[decoded_rows] for key, rolled in predicted.items()}
+    frames = read_frames(frames_path)
+    retrieval = None
+    if "retrieval" in settings.decoders:
+        retrieval = retrieval_decoder(
+            manifest, images, texts, frames, frames_path.parent, settings.size
+        )
+    truth = truth_pictures(
+        [c for c in decoded_ids if c in clip_ids], frames, frames_path.parent, settings.size
+    )
+    reencoded: dict[tuple[str, str, str], Tensor] = {}
+    for name in settings.decoders:
+        clock = time.perf_counter()
+        decoder = build_decoder(name, backbone, params, retrieval)
+        pictures, embedded = decode_distinct(
+            decoder, to_decode, backbone, params.backbone.batch_size, progress
+        )
+        for (method, kind), frames_embedded in embedded.items():
+            reencoded[(method, kind, name)] = frames_embedded
+        videos = write_videos(decoded_ids, pictures, name, out_dir / VIDEOS_DIR, settings.fps)
+        summary.videos += len(videos)
+        write_contact_sheets(
+            decoded_ids, decoded_captions, pictures, truth, name, out_dir / SHEETS_DIR
+        )
+        summary.seconds[f"decode_{name}"] = time.perf_counter() - clock
+
+    if reencoded:
+        write_table(
+            rollouts_to_table(decoded_ids, reencoded, decoded_schema(images.info)),
+            out_dir / DECODED_TABLE,
+        )
+    write_json(
+        {
+            "n_frames": settings.n_frames,
+            "clips": [
+                {"clip_id": c, "caption": caption, "split": s, "decoded": c in decoded_ids}
+                for c, caption, s in zip(clips.clip_ids, clips.captions, clips.split, strict=True)
+            ],
+        },
+        out_dir / CLIPS_INDEX,
+    )
+    return summary
