@@ -39,6 +39,7 @@ from nextframe.backbones.toy.features import frame_code, rotation, without_angle
 from nextframe.backbones.toy.model import ToyModel
 from nextframe.backbones.toy.recipe import Recipe
 from nextframe.backbones.vocabulary import build_tokenizer
+from nextframe.device import set_threads
 
 LogMetrics = Callable[[dict[str, float], int], None]
 LOG_EVERY = 50  # steps between logged losses
@@ -50,14 +51,14 @@ def deterministic(threads: int) -> Iterator[None]:
     """Deterministic kernels on ``threads`` threads, with the caller's settings restored."""
     previous_threads = torch.get_num_threads()
     previous_mode = torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(threads)
+    set_threads(threads)
     torch.use_deterministic_algorithms(True)
     try:
         with torch.random.fork_rng(devices=[]):
             yield
     finally:
         torch.use_deterministic_algorithms(previous_mode)
-        torch.set_num_threads(previous_threads)
+        set_threads(previous_threads)
 
 
 def object_coverage(clean: Tensor, palette: Tensor) -> Tensor:
