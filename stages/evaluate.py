@@ -1,4 +1,4 @@
-"""Score the generated rollouts of the held-out clips: cos@h, motion, decoded frames, CIs.
+"""Score the generated rollouts of the test clips: cosines, motion, pictures, trajectories.
 
 Writes METRICS_DIR/evaluate.json (the headline numbers, a DVC metric),
 METRICS_DIR/evaluate_full.json (every per-step value and interval),
@@ -28,13 +28,19 @@ def main(
     embeddings: Annotated[Path, typer.Argument(help="folder with images/texts.parquet")],
     generated: Annotated[Path, typer.Argument(help="output folder of the generate stage")],
     metrics_dir: Annotated[Path, typer.Argument(help="where evaluate.json and plots/ go")],
+    frames: Annotated[
+        Path, typer.Option("--frames", help="frames.parquet: the true frames' pictures")
+    ] = Path("data/frames/frames.parquet"),
+    truth: Annotated[
+        Path, typer.Option("--truth", help="truth.parquet: the object's true pose (synthetic)")
+    ] = Path("data/raw/truth.parquet"),
     params_file: ParamsFileOption = PARAMS_FILE,
 ) -> None:
     run_stage(
         "evaluate",
         evaluate.PARAMS,
         params_file,
-        lambda p, log: evaluate.run(manifest, embeddings, generated, metrics_dir, p),
+        lambda p, log: evaluate.run(manifest, embeddings, generated, frames, truth, metrics_dir, p),
         artifacts=lambda summary: summary.plots,
     )
 

@@ -10,38 +10,65 @@ import torch
 
 from nextframe.config import SplitterParams
 from nextframe.model import load_predictors
-from nextframe.model.baselines import fit_baselines, fit_mean_motion, load_baselines, save_baselines
+from nextframe.model.baselines import (
+    NAMES,
+    fit_baselines,
+    fit_mean_motion,
+    load_baselines,
+    save_baselines,
+)
 from nextframe.model.rotation import cosine, plane, rotate_by
 from nextframe.model.splitter import Splitter, SplitterConfig
+from nextframe.model.training import rises_from_times
 
 DIM = 16
 
 
-def padded(clips: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def padded(
+    clips: list[torch.Tensor], times: list[torch.Tensor] | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Padded frames [C, F, D], n_frames [C] and rises [C, F] (evenly timed by default)."""
     width = max(len(c) for c in clips)
     frames = torch.zeros(len(clips), width, DIM)
+    seconds = torch.zeros(len(clips), width, dtype=torch.float64)
     for row, clip in enumerate(clips):
         frames[row, : len(clip)] = clip
-    return frames, torch.tensor([len(c) for c in clips])
+        clip_times = torch.arange(len(clip)) / 8.0 if times is None else times[row]
+        seconds[row, : len(clip)] = clip_times
+    n_frames = torch.tensor([len(c) for c in clips])
+    return frames, n_frames, rises_from_times(seconds, n_frames).float()
 
 
-def test_linear_recovers_a_shared_velocity() -> None:
+def fit(frames, n_frames, rises, text=None):
+    text = torch.randn(len(frames), DIM) if text is None else text
+    return fit_baselines(frames, n_frames, rises, text)
+
+
+def predict(model, start, rise, text=None):
+    text = torch.randn(len(start), DIM) if text is None else text
+    return model.predict(torch.zeros(len(start), 3, DIM), start, rise, text)
+
+
+def test_linear_recovers_a_shared_velocity_in_time_not_frame_positions() -> None:
     generator = torch.Generator().manual_seed(0)
     velocity = torch.randn(DIM, generator=generator)
-    clips = []
+    clips, times = [], []
     for n in (3, 6, 9):  # different lengths, padded: padding must not count
         first = torch.randn(DIM, generator=generator)
-        rise = torch.arange(n) / (n - 1)
-        clips.append(first + rise.unsqueeze(-1) * velocity)
-    frames, n_frames = padded(clips)
-    motion, _ = fit_mean_motion(frames, n_frames)
+        seconds = torch.sort(torch.rand(n, generator=generator, dtype=torch.float64)).values
+        rise = (seconds - seconds[0]) / (seconds[-1] - seconds[0])  # uneven in time
+        clips.append(first + rise.float().unsqueeze(-1) * velocity)
+        times.append(seconds)
+    frames, n_frames, rises = padded(clips, times)
+    motion, _ = fit_mean_motion(frames, n_frames, rises)
     torch.testing.assert_close(motion, velocity, atol=1e-5, rtol=1e-5)
-    linear = fit_baselines(frames, n_frames)["linear"]
+    # frame positions as rises (what the seed did) do not recover it
+    positional = padded(clips)[2]
+    assert (fit_mean_motion(frames, n_frames, positional)[0] - velocity).norm() > 0.05
+    linear = fit(frames, n_frames, rises)["linear"]
     start = torch.randn(2, DIM, generator=generator)
     rise = torch.tensor([0.5, -1.0])
-    torch.testing.assert_close(
-        linear.predict(torch.zeros(2, 3, DIM), start, rise), start + rise.unsqueeze(-1) * velocity
-    )
+    torch.testing.assert_close(predict(linear, start, rise), start + rise.unsqueeze(-1) * velocity)
 
 
 def test_slerp_recovers_angular_speed_and_keeps_the_norm() -> None:
@@ -53,13 +80,13 @@ def test_slerp_recovers_angular_speed_and_keeps_the_norm() -> None:
         towards = torch.randn(DIM, generator=generator)
         rise = torch.arange(n) / (n - 1)
         clips.append(rotate_by(first.expand(n, DIM), first, towards, speed * rise))
-    frames, n_frames = padded(clips)
-    _, angular_speed = fit_mean_motion(frames, n_frames)
+    frames, n_frames, rises = padded(clips)
+    _, angular_speed = fit_mean_motion(frames, n_frames, rises)
     assert angular_speed.item() == pytest.approx(speed, rel=1e-4)
-    slerp = fit_baselines(frames, n_frames)["slerp"]
+    slerp = fit(frames, n_frames, rises)["slerp"]
     start = torch.randn(3, DIM, generator=generator)
     rise = torch.tensor([0.0, 0.5, -0.5])
-    predicted = slerp.predict(torch.zeros(3, 2, DIM), start, rise)
+    predicted = predict(slerp, start, rise)
     torch.testing.assert_close(predicted.norm(dim=-1), start.norm(dim=-1))
     torch.testing.assert_close(predicted[0], start[0])
     angles = plane(start, predicted).angle.squeeze(-1)
@@ -73,43 +100,72 @@ def test_slerp_recovers_angular_speed_and_keeps_the_norm() -> None:
     )
 
 
-def test_copy_start_predicts_the_start() -> None:
-    frames, n_frames = padded([torch.randn(4, DIM)])
-    copy = fit_baselines(frames, n_frames)["copy_start"]
+def test_copy_start_and_mean_frame_ignore_text_and_time() -> None:
+    frames, n_frames, rises = padded([torch.randn(4, DIM), torch.randn(2, DIM)])
+    fitted = fit(frames, n_frames, rises)
     start = torch.randn(2, DIM)
-    torch.testing.assert_close(copy.predict(torch.zeros(2, 1, DIM), start, torch.ones(2)), start)
+    torch.testing.assert_close(predict(fitted["copy_start"], start, torch.ones(2)), start)
+    mean = torch.cat([frames[0, :4], frames[1, :2]]).mean(0)  # padding does not count
+    for rise in (torch.zeros(2), torch.tensor([0.3, -1.0])):
+        torch.testing.assert_close(predict(fitted["mean_frame"], start, rise), mean.expand(2, DIM))
+
+
+def test_nearest_clip_replays_the_clip_with_the_nearest_caption_in_time() -> None:
+    generator = torch.Generator().manual_seed(4)
+    clips = [torch.randn(5, DIM, generator=generator) for _ in range(3)]
+    times = [torch.tensor([0.0, 0.1, 0.2, 0.3, 1.0], dtype=torch.float64)] * 3  # uneven
+    frames, n_frames, rises = padded(clips, times)
+    captions = torch.randn(3, DIM, generator=generator)
+    nearest = fit(frames, n_frames, rises, captions)["nearest_clip"]
+    text = captions[[2, 0]] + 0.01 * torch.randn(2, DIM, generator=generator)  # near clips 2, 0
+    # from the first frame of the caption's clip, replay it at the true moments
+    start = torch.stack([clips[2][0], clips[0][0]])
+    torch.testing.assert_close(
+        predict(nearest, start, torch.tensor([0.3, 0.2]), text),
+        torch.stack([clips[2][3], clips[0][2]]),
+    )
+    # between two frames: linear in time (rise 0.65 lies halfway between 0.3 and 1.0)
+    halfway = predict(nearest, start, torch.tensor([0.65, 0.65]), text)
+    torch.testing.assert_close(halfway[0], (clips[2][3] + clips[2][4]) / 2)
+    # a chain step continues from where the start sits in the clip; past the end it stays
+    torch.testing.assert_close(
+        predict(nearest, clips[2][1:2], torch.tensor([0.1]), text[:1]), clips[2][2:3]
+    )
+    torch.testing.assert_close(
+        predict(nearest, clips[2][3:4], torch.tensor([5.0]), text[:1]), clips[2][4:5]
+    )
 
 
 def test_fit_refuses_clips_without_motion() -> None:
-    frames, n_frames = padded([torch.randn(1, DIM)])
+    frames = torch.randn(1, 1, DIM)
     with pytest.raises(ValueError, match="two frames"):
-        fit_mean_motion(frames, n_frames)
+        fit_mean_motion(frames, torch.tensor([1]), torch.zeros(1, 1))
 
 
 def test_save_load_and_load_predictors(tmp_path: Path) -> None:
     generator = torch.Generator().manual_seed(2)
-    frames, n_frames = padded([torch.randn(5, DIM, generator=generator) for _ in range(3)])
-    fitted = fit_baselines(frames, n_frames)
+    frames, n_frames, rises = padded([torch.randn(5, DIM, generator=generator) for _ in range(3)])
+    fitted = fit(frames, n_frames, rises)
     save_baselines(fitted, tmp_path / "baselines")
     assert sorted(p.name for p in (tmp_path / "baselines").iterdir()) == [
         "baselines.json",
         "baselines.safetensors",
     ]
     description = json.loads((tmp_path / "baselines" / "baselines.json").read_text())
-    assert description["methods"] == ["copy_start", "linear", "slerp"] and description["dim"] == DIM
+    assert description["methods"] == list(NAMES) and description["dim"] == DIM
     loaded = load_baselines(tmp_path / "baselines")
     start, rise = torch.randn(4, DIM, generator=generator), torch.linspace(-1, 1, 4)
-    hidden = torch.zeros(4, 3, DIM)
-    for name in ("copy_start", "linear", "slerp"):
+    text = torch.randn(4, DIM, generator=generator)
+    for name in NAMES:
         torch.testing.assert_close(
-            loaded[name].predict(hidden, start, rise), fitted[name].predict(hidden, start, rise)
+            predict(loaded[name], start, rise, text), predict(fitted[name], start, rise, text)
         )
     Splitter(SplitterConfig.from_params(SplitterParams(), dim=DIM, text_length=3)).save(
         tmp_path / "splitter"
     )
     predictors = load_predictors(tmp_path, "cpu")
-    assert sorted(predictors) == ["copy_start", "linear", "slerp", "splitter"]
-    assert predictors["splitter"].predict(hidden, start, rise).shape == (4, DIM)
+    assert sorted(predictors) == sorted([*NAMES, "splitter"])
+    assert predict(predictors["splitter"], start, rise, text).shape == (4, DIM)
 
 
 def test_load_without_files_says_to_train(tmp_path: Path) -> None:

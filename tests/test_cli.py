@@ -33,7 +33,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str],
     return options, tmp_path
 
 
-@pytest.mark.parametrize(("decoder", "suffix"), [("retrieval", "gif"), ("diffusion", "mp4")])
+@pytest.mark.parametrize(("decoder", "suffix"), [("retrieval", "gif"), ("backbone", "mp4")])
 def test_sample_writes_a_video_with_the_requested_frames(
     project, decoder: str, suffix: str
 ) -> None:
@@ -70,7 +70,7 @@ def test_sample_step_rollout_with_a_baseline(project) -> None:
     [
         (["--out", "clip.avi"], ".gif or .mp4"),
         (["--method", "magic"], "--method: unknown ['magic']"),
-        (["--decoder", "paint"], "retrieval or diffusion"),
+        (["--decoder", "paint"], "retrieval or backbone"),
         (["--rollout", "zigzag"], "chain or step"),
     ],
 )

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from nextframe.config import DownloadParams, Params
 from nextframe.data.manifest import ManifestRow, SourceResult, failed
 from nextframe.pipeline import download as sources
-from nextframe.store import MANIFEST_SCHEMA, read_manifest
+from nextframe.store import MANIFEST_SCHEMA, read_manifest, read_truth
 
 SMALL = {"download": {"synthetic": {"n_clips": 6, "n_frames": 8, "size": 32}}}
 
@@ -114,3 +114,26 @@ def test_pruning_removes_links_and_special_files_but_never_follows_a_link(tmp_pa
     assert pruned == 3
     assert sorted(path.name for path in videos.rglob("*")) == ["kept.mp4"]
     assert (outside / "yours.txt").read_text() == "not ours"
+
+
+def test_synthetic_download_writes_the_true_pose_of_every_frame(tmp_path: Path) -> None:
+    out = tmp_path / "raw"
+    params = DownloadParams.model_validate(SMALL["download"])
+    sources.run(out, Params(download=params))
+    truth = read_truth(out / "truth.parquet")
+    manifest = read_manifest(out / "manifest.parquet")
+    assert len(truth) == 6 * 8 and set(truth.clip_id) == set(manifest.clip_id)
+    assert (truth.frame_size == 32).all()
+    assert truth.t_seconds.tolist()[:3] == [0.0, 1 / 8, 2 / 8]  # frame_index / fps
+    assert truth[["cx", "cy"]].stack().between(0, 32).all()
+    moving = manifest.loc[manifest.label == "moves_right", "clip_id"]
+    for clip_id in moving:
+        cx = truth.loc[truth.clip_id == clip_id].sort_values("frame_index").cx
+        assert cx.is_monotonic_increasing and cx.iloc[-1] - cx.iloc[0] > 5
+
+
+def test_sources_without_poses_write_an_empty_truth_table(monkeypatch, tmp_path: Path) -> None:
+    rows = [ManifestRow("a", "tgif", "a cat", "", "train", "a.gif", "u", "ok")]
+    monkeypatch.setattr(sources, "collect", lambda params, out_dir: SourceResult(rows))
+    sources.run(tmp_path, Params(download=DownloadParams(source="tgif")))
+    assert read_truth(tmp_path / "truth.parquet").empty

@@ -24,15 +24,15 @@ from torch import Tensor
 import nextframe.pipeline.generate
 import nextframe.sample
 from nextframe import store
-from nextframe.backbones.decoders import DiffusionDecoder, RetrievalDecoder, decode_distinct
+from nextframe.backbones.decoders import BackboneDecoder, RetrievalDecoder, decode_distinct
 from nextframe.config import Params, parse_params
 from nextframe.errors import UserError
 from nextframe.model.baselines import fit_baselines, load_baselines, save_baselines
 from nextframe.model.rollout import Conditioning, rollout
 from nextframe.model.splitter import Splitter, SplitterConfig
 from nextframe.pipeline import evaluate as evaluate_stage
-from nextframe.pipeline.generate import held_out
-from nextframe.render import TITLE_HEIGHT, contact_sheet
+from nextframe.pipeline.generate import clip_rises, held_out
+from nextframe.render import TITLE_HEIGHT, contact_sheet, read_strip
 
 DIM, TOKENS = 16, 5
 
@@ -54,7 +54,12 @@ def rotation_matrix(a: Tensor, b: Tensor) -> Tensor:
     )
 
 
-def conditioning(batch: int, seed: int = 0, text_like_prior: bool = True) -> Conditioning:
+UNEVEN = torch.tensor([0.0, 0.1, 0.45, 0.7, 1.0])  # frame times over the span: not i / (n - 1)
+
+
+def conditioning(
+    batch: int, seed: int = 0, text_like_prior: bool = True, n_frames: int = 4
+) -> Conditioning:
     generator = torch.Generator().manual_seed(seed)
     prior = torch.randn(batch, DIM, generator=generator)
     hidden = torch.randn(batch, TOKENS, DIM, generator=generator)
@@ -66,7 +71,7 @@ def conditioning(batch: int, seed: int = 0, text_like_prior: bool = True) -> Con
         if text_like_prior
         else torch.randn(batch, DIM, generator=generator),
         start=prior.clone(),
-        rise_step=torch.full((batch,), 0.25),
+        rises=UNEVEN[:n_frames].expand(batch, n_frames).clone(),
     )
 
 
@@ -77,7 +82,7 @@ class ScaleShift:
     shift: Tensor
     name: str = "scale_shift"
 
-    def predict(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
+    def predict(self, hidden_states: Tensor, start: Tensor, rise: Tensor, text: Tensor) -> Tensor:
         return 2 * start + rise.unsqueeze(-1) * self.shift
 
 
@@ -91,7 +96,7 @@ class Recorder:
     def __post_init__(self) -> None:
         self.calls: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
 
-    def predict(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
+    def predict(self, hidden_states: Tensor, start: Tensor, rise: Tensor, text: Tensor) -> Tensor:
         out = start + rise.unsqueeze(-1) * self.shift
         self.calls.append((hidden_states.clone(), start.clone(), rise.clone(), out.clone()))
         return out
@@ -100,31 +105,32 @@ class Recorder:
 def test_step_and_chain_give_the_hand_computed_sequences() -> None:
     cond = conditioning(3)
     shift = torch.linspace(-1, 1, DIM)
-    step = rollout(ScaleShift(shift), cond, "step", 4, blend_q=1.0)
-    chain = rollout(ScaleShift(shift), cond, "chain", 4, blend_q=1.0)
+    step = rollout(ScaleShift(shift), cond, "step", blend_q=1.0)
+    chain = rollout(ScaleShift(shift), cond, "chain", blend_q=1.0)
     assert step.shape == chain.shape == (3, 4, DIM)
     expected_chain = [cond.start]
     for index in range(1, 4):
-        expected_step = 2 * cond.start + 0.25 * index * shift
+        expected_step = 2 * cond.start + UNEVEN[index] * shift  # the true frame's time
         torch.testing.assert_close(step[:, index], expected_step)
-        expected_chain.append(2 * expected_chain[-1] + 0.25 * shift)
+        gap = UNEVEN[index] - UNEVEN[index - 1]  # from the previous frame's time to this one's
+        expected_chain.append(2 * expected_chain[-1] + gap * shift)
     torch.testing.assert_close(chain, torch.stack(expected_chain, dim=1))
     torch.testing.assert_close(step[:, 0], cond.start)
 
 
 @pytest.mark.parametrize("anchor", ["fixed", "moving"])
 def test_chain_feeds_the_last_prediction_and_rotates_tokens_toward_it(anchor: str) -> None:
-    cond = conditioning(2, seed=1)
+    cond = conditioning(2, seed=1, n_frames=5)
     recorder = Recorder(torch.randn(DIM, generator=torch.Generator().manual_seed(5)))
-    rollout(recorder, cond, "chain", 5, blend_q=1.0, anchor=anchor)
+    rollout(recorder, cond, "chain", blend_q=1.0, anchor=anchor)
     assert len(recorder.calls) == 4  # one call per step, all clips together
     previous = cond.start
     composed = [torch.eye(DIM, dtype=torch.float64) for _ in range(2)]
     anchors = list(cond.prior_embed)
-    for hidden, start, rise, out in recorder.calls:
+    for index, (hidden, start, rise, out) in enumerate(recorder.calls, start=1):
         assert hidden.shape == (2, TOKENS, DIM)
         torch.testing.assert_close(start, previous)  # fed its own last prediction
-        torch.testing.assert_close(rise, cond.rise_step)
+        torch.testing.assert_close(rise, cond.rises[:, index] - cond.rises[:, index - 1])
         for clip in range(2):
             # weight cos(p, t) = 1 here, so the blend is the full rotation
             step_rotation = rotation_matrix(anchors[clip], start[clip])
@@ -144,8 +150,8 @@ def test_chain_feeds_the_last_prediction_and_rotates_tokens_toward_it(anchor: st
 def test_moving_and_fixed_anchors_differ_and_zero_weight_keeps_tokens() -> None:
     cond = conditioning(2, seed=2)
     fixed, moving = Recorder(torch.randn(DIM)), Recorder(torch.randn(DIM))
-    rollout(fixed, cond, "chain", 4, 1.0, "fixed")
-    rollout(moving, cond, "chain", 4, 1.0, "moving")
+    rollout(fixed, cond, "chain", 1.0, "fixed")
+    rollout(moving, cond, "chain", 1.0, "moving")
     assert not torch.allclose(fixed.calls[-1][0][:, 1:], moving.calls[-1][0][:, 1:], atol=1e-3)
     unrelated = conditioning(2, seed=2, text_like_prior=False)
     orthogonal_text = unrelated.text_embed - (
@@ -158,10 +164,10 @@ def test_moving_and_fixed_anchors_differ_and_zero_weight_keeps_tokens() -> None:
         unrelated.prior_embed,
         orthogonal_text,
         unrelated.start,
-        unrelated.rise_step,
+        unrelated.rises[:, :3],
     )
     recorder = Recorder(torch.randn(DIM))
-    rollout(recorder, unrelated, "chain", 3, 1.0, "fixed")
+    rollout(recorder, unrelated, "chain", 1.0, "fixed")
     for hidden, *_ in recorder.calls:  # cos(p, t) = 0: the tokens do not follow the start
         torch.testing.assert_close(hidden, unrelated.hidden_states)
 
@@ -169,11 +175,11 @@ def test_moving_and_fixed_anchors_differ_and_zero_weight_keeps_tokens() -> None:
 def test_step_rollout_calls_once_per_step_with_growing_rise() -> None:
     cond = conditioning(3)
     recorder = Recorder(torch.ones(DIM))
-    rollout(recorder, cond, "step", 4, 1.0)
+    rollout(recorder, cond, "step", 1.0)
     assert [call[1].shape[0] for call in recorder.calls] == [3, 3, 3]
     for index, (_, start, rise, _) in enumerate(recorder.calls, start=1):
         torch.testing.assert_close(start, cond.start)
-        torch.testing.assert_close(rise, cond.rise_step * index)
+        torch.testing.assert_close(rise, cond.rises[:, index])
 
 
 # ---------------------------------------------------------------------------- decoders
@@ -322,6 +328,7 @@ def build_project(
         "frames": root / "frames" / "frames.parquet",
         "embeddings": root / "embeddings",
         "models": root / "models",
+        "truth": root / "raw" / "truth.parquet",
     }
     store.write_dataframe(pd.DataFrame(manifest_rows), store.MANIFEST_SCHEMA, paths["manifest"])
     frames = pd.DataFrame(frame_rows)
@@ -362,11 +369,27 @@ def build_project(
     train_frames = embeds.reshape(len(clip_ids), frames_per_clip, DIM)[
         [clip_ids.index(c) for c in train]
     ]
+    even = torch.linspace(0, 1, frames_per_clip).expand(len(train), frames_per_clip)
+    train_text = encoding.text_embed[[clip_ids.index(c) for c in train]]
     save_baselines(
-        fit_baselines(train_frames, torch.full((len(train),), frames_per_clip)),
+        fit_baselines(train_frames, torch.full((len(train),), frames_per_clip), even, train_text),
         paths["models"] / "baselines",
     )
+    empty = pd.DataFrame(columns=store.TRUTH_SCHEMA.names)  # no known poses: pictures only
+    store.write_dataframe(empty, store.TRUTH_SCHEMA, paths["truth"])
     return paths
+
+
+def evaluate(paths: dict[str, Path], generated: Path, metrics_dir: Path, params):
+    return evaluate_stage.run(
+        paths["manifest"],
+        paths["embeddings"],
+        generated,
+        paths["frames"],
+        paths["truth"],
+        metrics_dir,
+        params,
+    )
 
 
 def generate(paths: dict[str, Path], out: Path, params):
@@ -393,6 +416,7 @@ PARAMS = {
     "generate": {"n_frames": 5, "prompts": ["a blue dot"], "size": 16, "steps": 2, "max_clips": 3},
     "evaluate": {"horizon": 4, "bootstrap": 200, "contact_sheets": 2},
 }
+METHODS = ("splitter", "copy_start", "mean_frame", "nearest_clip", "linear", "slerp")
 
 
 def test_generate_then_evaluate_write_every_output(
@@ -407,7 +431,7 @@ def test_generate_then_evaluate_write_every_output(
     predictions = pq.read_table(out / "predictions.parquet")
     assert predictions.schema.names == store.predictions_schema(fake_backbone.info).names
     assert store.EmbeddingInfo.from_schema(predictions.schema) == fake_backbone.info
-    assert predictions.num_rows == 4 * 4 * 2 * 5  # (clips + prompt) x methods x rollouts x steps
+    assert predictions.num_rows == 4 * 6 * 2 * 5  # (clips + prompt) x methods x rollouts x steps
     frame = predictions.drop_columns(["embedding"]).to_pandas()
     vectors = store.arrow_to_vectors(predictions.column("embedding"))
     texts = store.read_text_embeddings(paths["embeddings"] / "texts.parquet")
@@ -428,50 +452,58 @@ def test_generate_then_evaluate_write_every_output(
 
     clips = json.loads((out / "clips.json").read_text())["clips"]
     assert [c["split"] for c in clips] == ["test"] * 3 + ["prompt"]
+    assert all(c["decoded"] and c["video"] for c in clips)
     videos = sorted(p.relative_to(out / "videos").as_posix() for p in (out / "videos").rglob("*.*"))
+    # clips x methods x rollouts x decoders x formats, and the decoded truth of each test clip
+    assert len(videos) == summary.videos == 4 * 6 * 2 * 2 * 2 + 3 * 2 * 2
+    assert "clip08/splitter_chain_backbone.mp4" in videos
+    assert "prompt-000/slerp_step_retrieval.gif" in videos
     assert (
-        len(videos) == summary.videos == 4 * 4 * 2 * 2 * 2
-    )  # clips x methods x rollouts x decoders x formats
-    assert (
-        "clip08/splitter_chain_diffusion.mp4" in videos
-        and "prompt-000/slerp_step_retrieval.gif" in videos
+        "clip08/truth_step_backbone.gif" in videos
+        and "prompt-000/truth_step_backbone.gif" not in videos
     )
+    strip = read_strip(out / "frames" / "clip08" / "nearest_clip_step_backbone.png")
+    assert strip.shape == (5, 16, 16, 3)
     sheet = Image.open(out / "contact_sheets" / "clip08_retrieval.png")
-    # a title line, then truth + 4 methods x 2 rollouts in 16 px rows
-    assert sheet.size[1] == TITLE_HEIGHT + (1 + 8) * 16
-    prompt_sheet = Image.open(out / "contact_sheets" / "prompt-000_diffusion.png")
-    assert prompt_sheet.size[1] == TITLE_HEIGHT + 8 * 16
+    # a title line, then truth, decoded truth and 6 methods x 2 rollouts in 16 px rows
+    assert sheet.size[1] == TITLE_HEIGHT + (2 + 12) * 16
+    prompt_sheet = Image.open(out / "contact_sheets" / "prompt-000_backbone.png")
+    assert prompt_sheet.size[1] == TITLE_HEIGHT + 12 * 16
 
     decoded = pq.read_table(out / "decoded.parquet")
-    assert decoded.num_rows == 4 * 4 * 2 * 2 * 5
+    assert decoded.num_rows == 4 * 12 * 2 * 5 + 3 * 2 * 5  # methods' rows and the truth's
     metrics_dir = tmp_path / "metrics"
-    result = evaluate_stage.run(paths["manifest"], paths["embeddings"], out, metrics_dir, params)
+    result = evaluate(paths, out, metrics_dir, params)
     written = json.loads((metrics_dir / "evaluate_full.json").read_text())
     assert written == pytest.approx(result.metrics())
     headline = json.loads((metrics_dir / "evaluate.json").read_text())
-    assert headline == {key: written[key] for key in headline} and len(headline) <= 30
     assert headline["splitter.step.cos_mean"] == written["splitter.step.cos_mean"]
-    assert written["n_clips"] == 3
-    for method in params.generate.methods:
+    assert len(headline) <= 30
+    assert written["n_clips"] == 3 and written["n_decoded_clips"] == 3
+    for method in METHODS:
         for kind in ("chain", "step"):
             for h in range(1, 5):
-                for suffix in ("", ".ci_low", ".ci_high"):
-                    assert math.isfinite(written[f"{method}.{kind}.cos@{h}{suffix}"])
-            for decoder in ("retrieval", "diffusion"):
-                for metric in ("truth_cos", "consistency", "text_sim"):
+                assert math.isfinite(written[f"{method}.{kind}.cos@{h}"])
+            for decoder in ("retrieval", "backbone"):
+                for metric in ("truth_cos", "consistency", "text_sim", "psnr", "ssim"):
                     assert math.isfinite(written[f"{method}.{kind}.{decoder}.{metric}"])
+                # no pose is known for these clips: no trajectory means, and counts of 0
+                assert written[f"{method}.{kind}.{decoder}.centroid_err.n"] == 0
+                assert f"{method}.{kind}.{decoder}.centroid_err" not in written
+            if method != "splitter":
+                assert f"splitter-{method}.{kind}.cos_mean.ci_low" in written
+    # the fake decoder paints a frame's mean colour back: the true (solid) frames come back
+    assert written["truth.step.backbone.psnr"] == 100.0
     # copy_start repeats the start, so its decoded video is perfectly consistent
     assert written["copy_start.step.retrieval.consistency"] == pytest.approx(1.0)
     header = (metrics_dir / "plots" / "cos_at_h.csv").read_text().splitlines()[0]
-    columns = [
-        f"{m}.{r}" for m in ("splitter", "copy_start", "linear", "slerp") for r in ("chain", "step")
-    ]
+    columns = sorted(f"{m}.{r}" for m in METHODS for r in ("chain", "step"))
     assert header.split(",") == ["h", *columns]
     sheets = sorted(p.name for p in (metrics_dir / "plots" / "contact_sheets").iterdir())
     assert sheets == [
-        "clip1_diffusion.png",
+        "clip1_backbone.png",
         "clip1_retrieval.png",
-        "clip2_diffusion.png",
+        "clip2_backbone.png",
         "clip2_retrieval.png",
     ]
     # clip1 is the first decoded held-out clip, clip07, copied byte for byte
@@ -479,12 +511,32 @@ def test_generate_then_evaluate_write_every_output(
     assert copied == (out / "contact_sheets" / "clip07_retrieval.png").read_bytes()
 
 
-def test_first_frame_start_and_val_fallback(tmp_path: Path, fake_backbone: FakeBackbone) -> None:
+def test_evaluate_refuses_clips_that_training_or_validation_saw(
+    tmp_path: Path, fake_backbone: FakeBackbone
+) -> None:
+    paths = build_project(tmp_path, fake_backbone, {"train": 6, "val": 1, "test": 2})
+    params = parse_params({**PARAMS, "generate": {**PARAMS["generate"], "prompts": []}})
+    out = tmp_path / "generated"
+    generate(paths, out, params)
+    manifest = store.read_manifest(paths["manifest"])
+    manifest.loc[manifest["clip_id"] == "clip08", "split"] = "val"
+    store.write_dataframe(manifest, store.MANIFEST_SCHEMA, paths["manifest"])
+    with pytest.raises(UserError, match=r"clip08.*not test clips"):
+        evaluate(paths, out, tmp_path / "metrics", params)
+
+
+def test_held_out_clips_are_test_clips_only(tmp_path: Path, fake_backbone: FakeBackbone) -> None:
     paths = build_project(tmp_path, fake_backbone, {"train": 4, "val": 2})
     manifest = store.read_manifest(paths["manifest"])
     images = store.read_image_embeddings(paths["embeddings"] / "images.parquet")
     texts = store.read_text_embeddings(paths["embeddings"] / "texts.parquet")
-    assert held_out(manifest, images, texts, 0) == ("val", ["clip04", "clip05"])
+    with pytest.raises(UserError, match=r"no test clips.*download\.split\.test"):
+        held_out(manifest, images, texts, 0)
+
+
+def test_first_frame_start(tmp_path: Path, fake_backbone: FakeBackbone) -> None:
+    paths = build_project(tmp_path, fake_backbone, {"train": 4, "val": 1, "test": 2})
+    images = store.read_image_embeddings(paths["embeddings"] / "images.parquet")
     params = parse_params(
         {
             "generate": {
@@ -500,12 +552,20 @@ def test_first_frame_start_and_val_fallback(tmp_path: Path, fake_backbone: FakeB
     generate(paths, out, params)
     table = pq.read_table(out / "predictions.parquet")
     vectors = torch.from_numpy(store.arrow_to_vectors(table.column("embedding")).copy())
-    first = images.embeddings[images.clip_slices()["clip04"].start]
+    first = images.embeddings[images.clip_slices()["clip05"].start]
     torch.testing.assert_close(vectors[0], first)
     torch.testing.assert_close(vectors[2], first)  # copy_start stays on the first true frame
     with pytest.raises(UserError, match=r"generate\.methods"):
         bad = parse_params({"generate": {"methods": ["nope"], "decoders": []}})
         generate(paths, out, bad)
+
+
+def test_held_out_rollouts_step_through_the_true_frames_times() -> None:
+    times = torch.tensor([0.0, 0.125, 0.75, 1.0]) * 2  # seconds, unevenly kept
+    torch.testing.assert_close(clip_rises(times, 4), torch.tensor([0.0, 0.125, 0.75, 1.0]))
+    torch.testing.assert_close(clip_rises(times, 3), torch.tensor([0.0, 0.125, 0.75]))
+    # past the clip's last frame: on at its mean gap (1/3 of the span per frame)
+    torch.testing.assert_close(clip_rises(times, 6)[4:], torch.tensor([4 / 3, 5 / 3]))
 
 
 def test_evaluate_needs_generate_output(tmp_path: Path) -> None:
@@ -514,13 +574,15 @@ def test_evaluate_needs_generate_output(tmp_path: Path) -> None:
             tmp_path / "m.parquet",
             tmp_path,
             tmp_path / "generated",
+            tmp_path / "frames.parquet",
+            tmp_path / "truth.parquet",
             tmp_path / "metrics",
             Params(),
         )
 
 
 @pytest.mark.parametrize("name", ["toy", "kandinsky22"])
-def test_backbone_diffusion_decode_keeps_latents_fixed(name: str) -> None:
+def test_backbone_decoder_keeps_latents_fixed(name: str) -> None:
     """With a real backbone (toy; kandinsky22 on its test fixture): the same embedding twice
     -> identical frames; another embedding -> other frames; sizes as asked."""
     from nextframe.backbones import kandinsky_fixture, load_backbone
@@ -529,7 +591,7 @@ def test_backbone_diffusion_decode_keeps_latents_fixed(name: str) -> None:
     params = BackboneParams() if name == "toy" else kandinsky_fixture.backbone_params()
     backbone = load_backbone(params)
     embeds = backbone.encode_images([solid((200, 10, 10), 32), solid((10, 10, 200), 32)])
-    decoder = DiffusionDecoder(backbone, size=32, steps=2, guidance=4.0, seed=0, batch_size=2)
+    decoder = BackboneDecoder(backbone, size=32, steps=2, guidance=4.0, seed=0, batch_size=2)
     frames = decoder.decode(torch.cat([embeds[:1], embeds[:1], embeds[1:]]))
     assert frames.shape == (3, 32, 32, 3) and frames.dtype == np.uint8
     np.testing.assert_array_equal(frames[0], frames[1])  # same seed, same latents, same embedding
@@ -579,40 +641,43 @@ def test_decode_distinct_decodes_each_vector_once_and_puts_every_row_back() -> N
         assert torch.equal(reencoded[key], expected_embeds.reshape(2, 4, 3)), key
 
 
-def test_every_held_out_clip_is_scored_but_only_decode_clips_are_decoded(
+def test_decode_clips_are_scored_on_pictures_and_video_clips_become_videos(
     tmp_path: Path, fake_backbone: FakeBackbone
 ) -> None:
     paths = build_project(tmp_path, fake_backbone, {"train": 6, "val": 1, "test": 4})
-    settings = {**PARAMS["generate"], "max_clips": 0, "decode_clips": 1}
+    settings = {**PARAMS["generate"], "max_clips": 0, "decode_clips": 2, "video_clips": 1}
     params = parse_params({**PARAMS, "generate": settings})
     out = tmp_path / "generated"
     summary = generate(paths, out, params)
-    assert (summary.clips, summary.decoded_clips, summary.prompts) == (4, 1, 1)
+    assert (summary.clips, summary.decoded_clips, summary.prompts) == (4, 2, 1)
 
     predicted = pq.read_table(out / "predictions.parquet").column("clip_id").to_pylist()
     assert set(predicted) == {"clip07", "clip08", "clip09", "clip10", "prompt-000"}
     decoded = pq.read_table(out / "decoded.parquet").column("clip_id").to_pylist()
-    assert set(decoded) == {"clip07", "prompt-000"}
+    assert set(decoded) == {"clip07", "clip08", "prompt-000"}
+    assert sorted(p.name for p in (out / "frames").iterdir()) == ["clip07", "clip08", "prompt-000"]
     assert sorted(p.name for p in (out / "videos").iterdir()) == ["clip07", "prompt-000"]
     flags = {
-        c["clip_id"]: c["decoded"] for c in json.loads((out / "clips.json").read_text())["clips"]
+        c["clip_id"]: (c["decoded"], c["video"])
+        for c in json.loads((out / "clips.json").read_text())["clips"]
     }
     assert flags == {
-        "clip07": True,
-        "clip08": False,
-        "clip09": False,
-        "clip10": False,
-        "prompt-000": True,
+        "clip07": (True, True),
+        "clip08": (True, False),
+        "clip09": (False, False),
+        "clip10": (False, False),
+        "prompt-000": (True, True),
     }
 
     metrics_dir = tmp_path / "metrics"
-    result = evaluate_stage.run(paths["manifest"], paths["embeddings"], out, metrics_dir, params)
+    result = evaluate(paths, out, metrics_dir, params)
     metrics = result.metrics()
-    assert metrics["n_clips"] == 4 and metrics["n_decoded_clips"] == 1
-    assert all(math.isfinite(value) for value in metrics.values())
-    # the decoded metrics are those of clip07 alone: its interval collapses to one value
-    key = "splitter.chain.retrieval.truth_cos"
-    assert metrics[f"{key}.ci_low"] == metrics[key] == metrics[f"{key}.ci_high"]
+    assert metrics["n_clips"] == 4 and metrics["n_decoded_clips"] == 2
+    assert metrics["splitter.step.cos_mean.n"] == 4
+    for key in ("truth_cos", "psnr"):  # pictures of the two decoded clips only: no interval
+        assert metrics[f"splitter.chain.retrieval.{key}.n"] == 2
+        assert f"splitter.chain.retrieval.{key}.ci_low" not in metrics
+    assert "fewer than 10" in result.describe()
     sheets = sorted(p.name for p in (metrics_dir / "plots" / "contact_sheets").iterdir())
-    assert sheets == ["clip1_diffusion.png", "clip1_retrieval.png"]
+    assert sheets == ["clip1_backbone.png", "clip1_retrieval.png"]
     assert sorted(path.name for path in result.plots) == sorted(["cos_at_h.csv", *sheets])

@@ -13,11 +13,15 @@ from nextframe.config import EvaluateParams
 from nextframe.errors import UserError
 from nextframe.metrics import (
     cos_at_h,
+    curves_of,
+    decoded_embedding_scores,
+    embedding_scores,
     frame_consistency,
     headline,
     motion_at_h,
-    score,
+    motion_mean,
     summarize,
+    summarize_scores,
     text_frame_similarity,
     truth_cosine,
 )
@@ -49,27 +53,43 @@ def test_motion_at_h_against_a_loop_over_clips_and_steps() -> None:
     truth = torch.randn(3, 4, 6, generator=generator, dtype=torch.float64)
     n_truth = torch.tensor([4, 3, 4])
     values = motion_at_h(predicted, truth, n_truth, horizon=4)
+    pooled = motion_mean(predicted, truth, n_truth, horizon=4)
     for clip in range(3):
+        p = (predicted[clip] / predicted[clip].norm(dim=-1, keepdim=True)).numpy()
+        t = (truth[clip] / truth[clip].norm(dim=-1, keepdim=True)).numpy()
+        errors, sizes = [], []
         for h in range(1, 5):
-            if h >= n_truth[clip] or h >= truth.shape[1]:
+            if h == 1 or h >= n_truth[clip] or h >= truth.shape[1]:
                 assert math.isnan(values[clip, h - 1])
                 continue
-            p = predicted[clip] / predicted[clip].norm(dim=-1, keepdim=True)
-            t = truth[clip] / truth[clip].norm(dim=-1, keepdim=True)
-            moved, true_moved = (p[h] - p[0]).numpy(), (t[h] - t[0]).numpy()
-            expected = moved @ true_moved / np.linalg.norm(moved) / np.linalg.norm(true_moved)
-            assert values[clip, h - 1] == pytest.approx(expected, abs=1e-12)
+            moved, true_moved = p[h] - p[1], t[h] - t[1]
+            error, size = np.sum((moved - true_moved) ** 2), np.sum(true_moved**2)
+            errors.append(error)
+            sizes.append(size)
+            assert values[clip, h - 1] == pytest.approx(max(1 - error / size, -1.0), abs=1e-12)
+        expected = max(1 - sum(errors) / sum(sizes), -1.0)
+        assert pooled[clip] == pytest.approx(expected, abs=1e-12)
 
 
-def test_motion_at_h_scores_standing_still_zero_and_the_true_path_one() -> None:
-    truth = torch.stack([E1, DIAGONAL, E2]).unsqueeze(0)  # [1, 3, 2]
-    still = torch.stack([E1, E1, E1]).unsqueeze(0)
-    n_truth = torch.tensor([3])
-    assert torch.equal(
-        motion_at_h(still, truth, n_truth, 2), torch.zeros(1, 2, dtype=torch.float64)
-    )
-    on_path = motion_at_h(5 * truth, truth, n_truth, 2)  # scale does not matter
-    assert on_path == pytest.approx(torch.ones(1, 2, dtype=torch.float64))
+def test_motion_scores_a_jump_then_standing_still_zero_and_the_true_path_one() -> None:
+    """From the prior: the jump to the first frame is not motion (DESIGN.md)."""
+    prior = torch.tensor([-1.0, -1.0])
+    truth = torch.stack([E1, DIAGONAL, E2, -E1]).unsqueeze(0)  # [1, 4, 2]
+    jump_then_still = torch.stack([prior, E1, E1, E1]).unsqueeze(0)  # jumps to frame 1's place
+    perfect = torch.stack([prior, DIAGONAL, E2, -E1]).unsqueeze(0)
+    n_truth = torch.tensor([4])
+    for metric in (motion_at_h, motion_mean):
+        still = metric(jump_then_still, truth, n_truth, 3)
+        assert torch.nan_to_num(still) == pytest.approx(torch.zeros_like(still))
+        assert metric(5 * perfect, truth, n_truth, 3).nan_to_num(1.0) == pytest.approx(
+            torch.ones_like(still)
+        )  # scale does not matter
+    # along a circle one way, predicted the other way: worse than standing still, floored
+    angles = torch.tensor([0.0, 0.1, 0.2, 0.3])
+    forth = torch.stack([angles.cos(), angles.sin()], -1).unsqueeze(0)
+    back = torch.stack([angles.cos(), -angles.sin()], -1).unsqueeze(0)
+    back[0, 0] = prior
+    assert float(motion_mean(back, forth, n_truth, 3)[0]) == -1.0
 
 
 def test_truth_cosine_averages_aligned_frames_only() -> None:
@@ -132,54 +152,61 @@ def _rollouts(clips: int, steps: int, dim: int, seed: int) -> torch.Tensor:
     return torch.randn(clips, steps, dim, generator=torch.Generator().manual_seed(seed))
 
 
-def test_score_has_every_documented_key_with_finite_values(tmp_path) -> None:
+def test_scores_have_every_documented_key_and_paired_differences_are_per_clip(tmp_path) -> None:
     params = EvaluateParams(horizon=3, bootstrap=200)
     truth = _rollouts(5, 4, 6, 0)
     n_truth = torch.tensor([4, 4, 4, 4, 4])
-    predictions = {
-        (m, r): _rollouts(5, 4, 6, i) for i, (m, r) in enumerate([("a", "chain"), ("a", "step")])
-    }
-    decoded = {("a", "chain", "retrieval"): _rollouts(5, 4, 6, 9)}
-    summary = score(predictions, decoded, truth, n_truth, torch.randn(5, 6), params)
-    expected = {"n_clips", "n_decoded_clips"}
-    for name in ("a.chain", "a.step"):
-        values = [f"{name}.{m}@{h}" for m in ("cos", "motion") for h in (1, 2, 3)]
-        values += [f"{name}.cos_mean", f"{name}.motion_mean"]
-        expected |= {f"{v}{s}" for v in values for s in ("", ".ci_low", ".ci_high")}
-    for metric in ("truth_cos", "consistency", "text_sim"):
-        expected |= {f"a.chain.retrieval.{metric}{s}" for s in ("", ".ci_low", ".ci_high")}
-    assert set(summary.metrics) == expected
-    assert all(math.isfinite(v) for v in summary.metrics.values())
-    top = headline(summary.metrics)
-    assert set(top) == {
-        "n_clips",
-        "n_decoded_clips",
-        "a.step.cos_mean",
-        "a.chain.cos_mean",
-        "a.step.motion_mean",
-    }
-    assert all(top[key] == summary.metrics[key] for key in top)
-    # the curve is the per-horizon mean, checked against a direct computation
-    direct = torch.nn.functional.cosine_similarity(
-        predictions[("a", "step")][:, 2], truth[:, 2], dim=-1
+    keys = [("splitter", "chain"), ("splitter", "step"), ("copy_start", "step")]
+    predictions = {key: _rollouts(5, 4, 6, i) for i, key in enumerate(keys)}
+    per_clip = embedding_scores(predictions, truth, n_truth, params.horizon)
+    decoded = {("splitter", "step", "retrieval"): _rollouts(2, 4, 6, 9)}
+    rows = torch.tensor([1, 3])
+    per_clip.update(decoded_embedding_scores(decoded, truth, n_truth, torch.randn(5, 6), rows))
+    expected = set()
+    for name in ("splitter.chain", "splitter.step", "copy_start.step"):
+        expected |= {f"{name}.cos@{h}" for h in (1, 2, 3)} | {f"{name}.motion@{h}" for h in (2, 3)}
+        expected |= {f"{name}.cos_mean", f"{name}.motion_mean"}
+    expected |= {f"splitter.step.retrieval.{m}" for m in ("truth_cos", "consistency", "text_sim")}
+    assert set(per_clip) == expected
+    decoded_values = per_clip["splitter.step.retrieval.truth_cos"]
+    assert (
+        torch.isnan(decoded_values[[0, 2, 4]]).all() and torch.isfinite(decoded_values[rows]).all()
     )
-    assert summary.curves["a.step"][1] == pytest.approx(float(direct.mean()), abs=1e-6)
 
-    write_curves(summary.curves, tmp_path / "cos_at_h.csv")
+    metrics = summarize_scores(per_clip, params)
+    paired = metrics["splitter-copy_start.step.cos_mean"]
+    difference = per_clip["splitter.step.cos_mean"] - per_clip["copy_start.step.cos_mean"]
+    assert paired == pytest.approx(float(difference.mean()))
+    # paired: the interval of the per-clip differences, not of two independent means
+    direct = summarize(difference, params.bootstrap, params.confidence, params.seed)
+    assert metrics["splitter-copy_start.step.cos_mean.ci_low"] == pytest.approx(direct.ci_low)
+    assert "splitter-copy_start.chain.cos_mean" not in metrics  # copy_start has no chain here
+    # 2 decoded clips: a mean and its count, but no interval
+    assert metrics["splitter.step.retrieval.truth_cos.n"] == 2
+    assert "splitter.step.retrieval.truth_cos.ci_low" not in metrics
+    assert metrics["splitter.step.cos_mean.n"] == 5 and "splitter.step.cos_mean.ci_low" in metrics
+    # the curve is the per-horizon mean, checked against a direct computation
+    curves = curves_of(metrics, params.horizon)
+    direct_cos = torch.nn.functional.cosine_similarity(
+        predictions[("splitter", "step")][:, 2], truth[:, 2], dim=-1
+    )
+    assert curves["splitter.step"][1] == pytest.approx(float(direct_cos.mean()), abs=1e-6)
+
+    top = headline({"n_clips": 5.0, **metrics}, decoder="retrieval")
+    assert len(top) <= 30
+    assert top["splitter.step.cos_mean.worst_paired_low"] == pytest.approx(
+        metrics["splitter-copy_start.step.cos_mean.ci_low"]
+    )
+    write_curves(curves, tmp_path / "cos_at_h.csv")
     with (tmp_path / "cos_at_h.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert [row["h"] for row in rows] == ["1", "2", "3"]
-    assert float(rows[0]["a.chain"]) == pytest.approx(summary.metrics["a.chain.cos@1"], rel=1e-5)
+        rows_read = list(csv.DictReader(handle))
+    assert [row["h"] for row in rows_read] == ["1", "2", "3"]
+    assert float(rows_read[0]["splitter.chain"]) == pytest.approx(
+        metrics["splitter.chain.cos@1"], rel=1e-5
+    )
 
 
-def test_score_rejects_a_horizon_past_the_clips() -> None:
+def test_scores_reject_a_horizon_past_the_clips() -> None:
     truth = _rollouts(2, 3, 4, 0)
     with pytest.raises(UserError, match=r"evaluate\.horizon"):
-        score(
-            {("a", "step"): _rollouts(2, 3, 4, 1)},
-            {},
-            truth,
-            torch.tensor([3, 3]),
-            torch.randn(2, 4),
-            EvaluateParams(horizon=5),
-        )
+        embedding_scores({("a", "step"): _rollouts(2, 3, 4, 1)}, truth, torch.tensor([3, 3]), 5)

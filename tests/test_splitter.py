@@ -129,7 +129,8 @@ def test_save_load_round_trip_without_pickle(tmp_path: Path, variant: str) -> No
     predictor = SplitterPredictor(loaded)
     assert predictor.name == "splitter"
     torch.testing.assert_close(
-        predictor.predict(hidden.half(), start, rise), model(hidden.half().float(), start, rise)
+        predictor.predict(hidden.half(), start, rise, start),
+        model(hidden.half().float(), start, rise),
     )
 
 

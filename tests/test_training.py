@@ -34,6 +34,7 @@ from nextframe.model.training import (
     lr_factor,
     make_inputs,
     plan_rows,
+    rises_from_times,
     sample_frames,
     train_splitter,
 )
@@ -141,13 +142,17 @@ def small_clip_set(n_frames: list[int], seed: int = 0) -> ClipSet:
     # the prior resembles the first frame and the text resembles the prior, so both
     # blends (weights are clamped cosines) really move something
     prior = frames[:, 0] + 0.5 * torch.randn(count, DIM, generator=generator)
+    # frames kept for how much they change are unevenly spaced in time
+    times = torch.rand(count, width, generator=generator, dtype=torch.float64).cumsum(dim=1)
+    counts = torch.tensor(n_frames)
     return ClipSet(
         clip_ids=[f"c{i}" for i in range(count)],
         hidden_states=torch.randn(count, TEXT_LENGTH, DIM, generator=generator),
         prior_embed=prior,
         text_embed=prior + torch.randn(count, DIM, generator=generator),
         frames=frames,
-        n_frames=torch.tensor(n_frames),
+        n_frames=counts,
+        rises=rises_from_times(times, counts).float(),
     )
 
 
@@ -185,7 +190,8 @@ def test_each_mode_has_its_documented_start_target_and_rise() -> None:
     plan = plan_rows(clips, MODES, max_frames=15, generator=torch.Generator().manual_seed(3))
     inputs = make_inputs(clips, plan, model, blend_q=q)
     assert model.training  # the diff mode's eval-mode prediction does not leave the model in eval
-    last = (clips.n_frames[plan.clip] - 1).float()
+    last = clips.n_frames[plan.clip] - 1
+    rises = clips.rises[plan.clip]  # [N, F]: (t - t_0) / (t_last - t_0) in seconds
     prior, first = clips.prior_embed[plan.clip], clips.frames[plan.clip, 0]
     target_frames = clips.frames[plan.clip, plan.target]
     torch.testing.assert_close(inputs.target, target_frames)
@@ -195,7 +201,13 @@ def test_each_mode_has_its_documented_start_target_and_rise() -> None:
         seen[mode] = int(rows.sum())
         rise = inputs.rise[rows]
         start = inputs.start[rows]
-        torch.testing.assert_close(rise, (plan.target[rows] - plan.base[rows]).float() / last[rows])
+        expected_rise = rises[rows].gather(1, plan.target[rows, None]) - rises[rows].gather(
+            1, plan.base[rows, None]
+        )
+        torch.testing.assert_close(rise, expected_rise.squeeze(1))
+        positional = (plan.target[rows] - plan.base[rows]).float() / last[rows]
+        moved = plan.target[rows] != plan.base[rows]
+        assert (rise[moved] - positional[moved]).abs().max() > 0.05  # time, not positions
         if mode == "normal":
             assert (plan.base[rows] == 0).all() and (rise >= 0).all() and (rise <= 1).all()
             torch.testing.assert_close(start, prior[rows])
@@ -204,7 +216,7 @@ def test_each_mode_has_its_documented_start_target_and_rise() -> None:
                 inputs.hidden_states[rows], clips.hidden_states[plan.clip[rows]]
             )
         elif mode == "back":
-            assert (plan.base[rows] == last[rows].long()).all()
+            assert (plan.base[rows] == last[rows]).all()
             assert (rise < 0).all() and (rise >= -1).all()
             torch.testing.assert_close(start, clips.frames[plan.clip[rows], plan.base[rows]])
         else:
@@ -224,7 +236,7 @@ def test_each_mode_has_its_documented_start_target_and_rise() -> None:
                 own = model(
                     clips.hidden_states[plan.clip[rows]],
                     prior[rows],
-                    plan.base[rows].float() / last[rows],
+                    rises[rows].gather(1, plan.base[rows, None]).squeeze(1),
                 )
             torch.testing.assert_close(start, own)  # the model's own prediction of frame s
             assert not start.requires_grad
@@ -376,10 +388,19 @@ def test_stage_outputs(trained: Path) -> None:
     )
     assert curve["train_total"].iloc[-1] < curve["train_total"].iloc[0]
     predictors = load_predictors(trained / "models", "cpu")
-    assert set(predictors) == {"splitter", "copy_start", "linear", "slerp"}
+    assert set(predictors) == {
+        "splitter",
+        "copy_start",
+        "mean_frame",
+        "nearest_clip",
+        "linear",
+        "slerp",
+    }
     assert all(p.name == name for name, p in predictors.items())
-    hidden = torch.randn(3, TEXT_LENGTH, DIM)
+    hidden, text = torch.randn(3, TEXT_LENGTH, DIM), torch.randn(3, DIM)
     start, rise = torch.randn(3, DIM), torch.tensor([0.0, 0.5, -0.5])
     for predictor in predictors.values():
-        assert predictor.predict(hidden, start, rise).shape == (3, DIM)
-    torch.testing.assert_close(predictors["splitter"].predict(hidden, start, rise)[0], start[0])
+        assert predictor.predict(hidden, start, rise, text).shape == (3, DIM)
+    torch.testing.assert_close(
+        predictors["splitter"].predict(hidden, start, rise, text)[0], start[0]
+    )

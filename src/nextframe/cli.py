@@ -37,7 +37,7 @@ def sample(
         str, typer.Option(help="chain (frame from frame) or step (one-shot)")
     ] = "chain",
     decoder: Annotated[
-        str | None, typer.Option(help="retrieval or diffusion; default: first of generate.decoders")
+        str | None, typer.Option(help="retrieval or backbone; default: first of generate.decoders")
     ] = None,
     models: Annotated[Path, typer.Option(help="models folder written by the train stage")] = Path(
         "models"

@@ -191,8 +191,7 @@ class SelectFramesParams(Section):
 
 class BackboneParams(Section):
     name: Literal["toy", "kandinsky22"] = "toy"
-    """the unCLIP model: toy (trained on synthetic clips, shipped, offline; uses only device
-    and batch_size below: float32, a deterministic prior) or kandinsky22 (Kandinsky 2.2, GPU)"""
+    """toy (trained on synthetic clips, offline) or kandinsky22 (Kandinsky 2.2, GPU)"""
     prior_model: str = "kandinsky-community/kandinsky-2-2-prior"
     """kandinsky22's prior: a hub id or a local folder"""
     decoder_model: str = "kandinsky-community/kandinsky-2-2-decoder"
@@ -214,8 +213,9 @@ class BackboneParams(Section):
 
 
 class SplitterParams(Section):
-    variant: Literal["seed", "increment"] = "seed"
-    """seed (the reference token-mixing MLP) or increment (residual blocks, step embedding)"""
+    variant: Literal["seed", "increment", "timed"] = "seed"
+    """seed (the reference token-mixing MLP), increment (residual blocks, step embedding) or
+    timed (time in every layer: FiLM by the rise, text pooled by attention)"""
     widths: list[PositiveInt] = Field(
         default_factory=lambda: [128, 64, 32, 16, 8, 4, 2, 1], min_length=1
     )
@@ -228,6 +228,14 @@ class SplitterParams(Section):
     # step (cos@1 0.52 against -0.02 for velocity and 0.34 for residual on the defaults).
     output: Literal["target", "residual", "velocity"] = "target"
     """the mixed vector m as output: target (m), residual (start + m), velocity (start + rise m)"""
+    hidden: PositiveInt = 512
+    """timed: width of the MLP"""
+    depth: PositiveInt = 3
+    """timed: residual blocks"""
+    heads: PositiveInt = 4
+    """timed: attention heads pooling the text tokens (must divide D)"""
+    frequencies: NonNegativeInt = 6
+    """timed: sin/cos octaves of the rise fed to every block"""
 
     @model_validator(mode="after")
     def _mix_down_to_one(self) -> SplitterParams:
@@ -287,7 +295,15 @@ class GenerateParams(Section):
     n_frames: Annotated[int, Field(ge=2)] = 8
     """frames of a prompt's video (held-out clips get one per true frame)"""
     methods: list[str] = Field(
-        default_factory=lambda: ["splitter", "copy_start", "linear", "slerp"], min_length=1
+        default_factory=lambda: [
+            "splitter",
+            "copy_start",
+            "mean_frame",
+            "nearest_clip",
+            "linear",
+            "slerp",
+        ],
+        min_length=1,
     )
     """the splitter and the baselines to roll out"""
     rollouts: list[Literal["chain", "step"]] = Field(
@@ -298,18 +314,20 @@ class GenerateParams(Section):
     """what step 0 is: the prior's embedding of the caption, or the true first frame"""
     anchor: Literal["fixed", "moving"] = "fixed"
     """chain: rotate the original tokens (fixed) or the previous step's (moving)"""
-    decoders: list[Literal["retrieval", "diffusion"]] = Field(
-        default_factory=lambda: ["retrieval", "diffusion"]
+    decoders: list[Literal["retrieval", "backbone"]] = Field(
+        default_factory=lambda: ["retrieval", "backbone"]
     )
     """retrieval (nearest training frame) and/or the backbone's own decoder"""
     prompts: list[str] = Field(default_factory=list)
     """extra captions to make videos of"""
     max_clips: NonNegativeInt = 0
     """held-out clips rolled out and scored (0: all)"""
-    decode_clips: NonNegativeInt = 8
-    """of those, decoded to pictures and videos (0: all); prompts always are"""
+    decode_clips: NonNegativeInt = 0
+    """of those, decoded and scored on pictures (0: all); prompts always are"""
+    video_clips: NonNegativeInt = 8
+    """of the decoded ones, written as GIF/MP4 and contact sheets (0: all); prompts always"""
     steps: PositiveInt = 50
-    """decoder diffusion steps"""
+    """diffusion steps of the backbone's decoder (kandinsky22; the toy decodes in one pass)"""
     guidance: NonNegativeFloat = 4.0
     """decoder classifier-free guidance"""
     size: Annotated[int, Field(ge=16)] = 256

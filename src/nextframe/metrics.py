@@ -73,17 +73,50 @@ def cos_at_h(predicted: Tensor, truth: Tensor, n_truth: Tensor, horizon: int) ->
     )
 
 
-def motion_at_h(predicted: Tensor, truth: Tensor, n_truth: Tensor, horizon: int) -> Tensor:
-    """[C, n, D] rollouts vs [C, F, D] true frames -> [C, horizon] motion cosines.
+MOTION_FLOOR = -1.0  # motion scores below this (worse than moving the opposite way) clip here
 
-    Column h - 1 holds cos(unit(p_h) - unit(p_0), unit(e_h) - unit(e_0)); a rollout that
-    does not move has a zero motion and scores 0; NaN where there is no step or frame h.
+
+def motion_at_h(predicted: Tensor, truth: Tensor, n_truth: Tensor, horizon: int) -> Tensor:
+    """[C, n, D] rollouts vs [C, F, D] true frames -> [C, horizon] motion scores.
+
+    Motion is measured after the first step (the jump from the start, e.g. the prior, to
+    the first frame is not motion): with ``d_h = unit(e_h) - unit(e_1)`` the true change
+    since step 1 and ``p_h`` the predicted one, column h - 1 holds
+    ``1 - |p_h - d_h|^2 / |d_h|^2``: 1 for the true motion, 0 for standing still after the
+    first step, below 0 for moving the wrong way (floored at -1). NaN at h = 1, where
+    nothing has moved yet, and where the clip has no frame h.
     """
 
-    def motion_cosine(p: Tensor, t: Tensor) -> Tensor:
-        return (unit(p[:, 1:] - p[:, :1]) * unit(t[:, 1:] - t[:, :1])).sum(dim=-1)
+    def explained(p: Tensor, t: Tensor) -> Tensor:
+        predicted_change = p[:, 1:] - p[:, 1:2]  # [C, H', D], zero at h = 1
+        true_change = t[:, 1:] - t[:, 1:2]
+        error = ((predicted_change - true_change) ** 2).sum(dim=-1)
+        size = (true_change**2).sum(dim=-1)
+        value = (1 - error / size.clamp(min=1e-12)).clamp(min=MOTION_FLOOR)
+        return torch.where(size > 0, value, torch.full_like(value, float("nan")))
 
-    return per_step(predicted, truth, n_truth, horizon, motion_cosine)
+    return per_step(predicted, truth, n_truth, horizon, explained)
+
+
+def motion_mean(predicted: Tensor, truth: Tensor, n_truth: Tensor, horizon: int) -> Tensor:
+    """[C] the motion score over steps 2..horizon at once: 1 - sum |p_h - d_h|^2 / sum |d_h|^2
+    (``motion_at_h``'s terms pooled, so steps with more motion count more)."""
+
+    def pooled(p: Tensor, t: Tensor) -> Tensor:
+        predicted_change = p[:, 1:] - p[:, 1:2]
+        true_change = t[:, 1:] - t[:, 1:2]
+        return torch.stack(
+            [((predicted_change - true_change) ** 2).sum(-1), (true_change**2).sum(-1)], -1
+        )  # [C, H', 2]
+
+    count = predicted.shape[0]
+    usable = min(horizon, predicted.shape[1] - 1, truth.shape[1] - 1)
+    terms = pooled(unit(predicted[:, : usable + 1]), unit(truth[:, : usable + 1]))
+    steps = torch.arange(1, usable + 1)
+    valid = (steps.unsqueeze(0) < n_truth.unsqueeze(1)).unsqueeze(-1)  # [C, H', 1]
+    error, size = (terms * valid).sum(dim=1).unbind(-1)  # [C] each
+    value = (1 - error / size.clamp(min=1e-12)).clamp(min=MOTION_FLOOR)
+    return torch.where(size > 0, value, torch.full((count,), float("nan"), dtype=value.dtype))
 
 
 def truth_cosine(frames: Tensor, truth: Tensor, n_truth: Tensor) -> Tensor:
@@ -139,82 +172,129 @@ def summarize(values: Tensor, resamples: int, confidence: float, seed: int) -> S
     return Summary(mean=mean, ci_low=min(float(low), mean), ci_high=max(float(high), mean), n=count)
 
 
-def _add(metrics: dict[str, float], key: str, values: Tensor, params: EvaluateParams) -> None:
-    summary = summarize(values, params.bootstrap, params.confidence, params.seed)
-    metrics[key] = summary.mean
-    metrics[f"{key}.ci_low"] = summary.ci_low
-    metrics[f"{key}.ci_high"] = summary.ci_high
+PerClip = dict[str, Tensor]  # metric key -> [C] one value per held-out clip, NaN where n/a
+REFERENCE = "splitter"  # every other method is compared with it, clip by clip
+MIN_CLIPS_FOR_INTERVAL = 3  # fewer clips give no interval at all
+FEW_CLIPS = 10  # fewer clips give intervals too crude to lean on (the summary says so)
 
 
-@dataclass(frozen=True)
-class Scores:
-    metrics: dict[str, float]  # every key of the module docstring, with intervals
-    curves: dict[str, list[float]]  # "M.R" -> cos@1..H
-
-
-def score(
-    predictions: dict[tuple[str, ...], Tensor],
-    decoded: dict[tuple[str, ...], Tensor],
-    truth: Tensor,
-    n_truth: Tensor,
-    text_embed: Tensor,
-    params: EvaluateParams,
-    decoded_rows: Tensor | None = None,
-) -> Scores:
-    """All metrics of the module docstring from tensors: predictions (M, R) -> [C, n, D].
-
-    ``decoded`` holds only the clips at ``decoded_rows`` of the C clips (default: all).
-    """
-    horizon = params.horizon
+def embedding_scores(
+    predictions: dict[tuple[str, ...], Tensor], truth: Tensor, n_truth: Tensor, horizon: int
+) -> PerClip:
+    """cos@h, cos_mean, motion@h (h >= 2) and motion_mean of every rollout (M, R) -> [C, n, D]."""
     if int(n_truth.max()) - 1 < horizon:
         raise UserError(
             f"evaluate.horizon is {horizon} but the longest held-out clip has only "
             f"{int(n_truth.max())} frames (steps 1..{int(n_truth.max()) - 1}); "
             "lower evaluate.horizon"
         )
-    metrics: dict[str, float] = {"n_clips": float(truth.shape[0])}
-    curves: dict[str, list[float]] = {}
+    scores: PerClip = {}
     for (method, kind), rolled in predictions.items():
         if rolled.shape[1] - 1 < horizon:
             raise UserError(
                 f"evaluate.horizon is {horizon} but generate.n_frames gives steps "
                 f"1..{rolled.shape[1] - 1}; raise generate.n_frames or lower evaluate.horizon"
             )
-        per_clip = cos_at_h(rolled, truth, n_truth, horizon)  # [C, H]
         name = f"{method}.{kind}"
-        for h in range(1, horizon + 1):
-            _add(metrics, f"{name}.cos@{h}", per_clip[:, h - 1], params)
-        curves[name] = [metrics[f"{name}.cos@{h}"] for h in range(1, horizon + 1)]
-        _add(metrics, f"{name}.cos_mean", per_clip.nanmean(dim=1), params)
+        cosines = cos_at_h(rolled, truth, n_truth, horizon)  # [C, H]
         motion = motion_at_h(rolled, truth, n_truth, horizon)  # [C, H]
         for h in range(1, horizon + 1):
-            _add(metrics, f"{name}.motion@{h}", motion[:, h - 1], params)
-        _add(metrics, f"{name}.motion_mean", motion.nanmean(dim=1), params)
-    rows = torch.arange(truth.shape[0]) if decoded_rows is None else decoded_rows
-    if decoded:
-        metrics["n_decoded_clips"] = float(len(rows))
+            scores[f"{name}.cos@{h}"] = cosines[:, h - 1]
+            if h >= 2:
+                scores[f"{name}.motion@{h}"] = motion[:, h - 1]
+        scores[f"{name}.cos_mean"] = cosines.nanmean(dim=1)
+        scores[f"{name}.motion_mean"] = motion_mean(rolled, truth, n_truth, horizon)
+    return scores
+
+
+def decoded_embedding_scores(
+    decoded: dict[tuple[str, ...], Tensor],
+    truth: Tensor,
+    n_truth: Tensor,
+    text_embed: Tensor,
+    rows: Tensor,
+) -> PerClip:
+    """Re-encoded decoded frames (M, R, X) -> [len(rows), n, D] of the clips at ``rows``:
+    truth_cos, consistency and text_sim, as [C] with NaN for clips not decoded."""
+    count = truth.shape[0]
+    scores: PerClip = {}
+
+    def spread(values: Tensor) -> Tensor:
+        out = torch.full((count,), float("nan"), dtype=torch.float64)
+        out[rows] = values.double()
+        return out
+
     for (method, kind, decoder), frames in decoded.items():
         name = f"{method}.{kind}.{decoder}"
-        _add(metrics, f"{name}.truth_cos", truth_cosine(frames, truth[rows], n_truth[rows]), params)
-        _add(metrics, f"{name}.consistency", frame_consistency(frames), params)
-        _add(metrics, f"{name}.text_sim", text_frame_similarity(text_embed[rows], frames), params)
-    return Scores(metrics=metrics, curves=curves)
+        scores[f"{name}.truth_cos"] = spread(truth_cosine(frames, truth[rows], n_truth[rows]))
+        scores[f"{name}.consistency"] = spread(frame_consistency(frames))
+        scores[f"{name}.text_sim"] = spread(text_frame_similarity(text_embed[rows], frames))
+    return scores
 
 
-HEADLINE_ROLLOUT_KEYS = ("step.cos_mean", "chain.cos_mean", "step.motion_mean")
+def summarize_scores(per_clip: PerClip, params: EvaluateParams) -> dict[str, float]:
+    """Mean of every per-clip metric with its bootstrap interval (from 3 clips up) and, for
+    every method against the splitter, the paired difference ``splitter-M.<metric>`` (the
+    same resampled clips for both: the bootstrap of the per-clip differences)."""
+    metrics: dict[str, float] = {}
+
+    def add(key: str, values: Tensor) -> None:
+        summary = summarize(values, params.bootstrap, params.confidence, params.seed)
+        metrics[key] = summary.mean
+        metrics[f"{key}.n"] = float(summary.n)
+        if summary.n >= MIN_CLIPS_FOR_INTERVAL:
+            metrics[f"{key}.ci_low"] = summary.ci_low
+            metrics[f"{key}.ci_high"] = summary.ci_high
+
+    for key, values in per_clip.items():
+        add(key, values)
+    prefix = f"{REFERENCE}."
+    for key, reference in per_clip.items():
+        if not key.startswith(prefix):
+            continue
+        metric = key.removeprefix(prefix)
+        for other_key, values in per_clip.items():
+            method = other_key.split(".")[0]
+            if method != REFERENCE and other_key == f"{method}.{metric}":
+                add(f"{REFERENCE}-{other_key}", reference - values)  # NaN if either is
+    return metrics
 
 
-def headline(metrics: dict[str, float]) -> dict[str, float]:
-    """The few numbers of ``metrics/evaluate.json``: clip counts, and per method the mean
-    cosine over the horizon of both rollouts, the step rollout's motion and its decoded
-    frames' cosine to the truth (every interval stays in the full file)."""
-    methods = sorted({key.split(".")[0] for key in metrics if key.endswith(".cos_mean")})
-    wanted = ["n_clips", "n_decoded_clips"]
-    for method in methods:
-        wanted += [f"{method}.{key}" for key in HEADLINE_ROLLOUT_KEYS]
-        wanted += [
-            key
+def curves_of(metrics: dict[str, float], horizon: int) -> dict[str, list[float]]:
+    """ "M.R" -> [cos@1 .. cos@H] means, for the cos_at_h plot."""
+    names = sorted(
+        {
+            key.rsplit(".", 1)[0]
             for key in metrics
-            if key.startswith(f"{method}.step.") and key.endswith(".truth_cos")
+            if key.endswith(".cos@1") and not key.startswith(f"{REFERENCE}-")
+        }
+    )
+    return {name: [metrics[f"{name}.cos@{h}"] for h in range(1, horizon + 1)] for name in names}
+
+
+def headline(metrics: dict[str, float], decoder: str) -> dict[str, float]:
+    """The few numbers of ``metrics/evaluate.json`` (every interval and per-step value
+    stays in the full file): the clip count; per method, the mean cosine over the horizon
+    of both rollouts and, decoded by ``decoder``, the step rollout's direction accuracy;
+    the splitter's motion scores and decoded trajectory errors; the decoder's ceiling on
+    the true embeddings; and, per rollout, the lowest lower bound of the splitter's paired
+    advantage in mean cosine over every other method (above 0: it beats them all)."""
+    methods = sorted({key.split(".")[0] for key in metrics if key.endswith(".step.cos_mean")})
+    top = {"n_clips": metrics["n_clips"]}
+    for method in methods:
+        for kind in ("step", "chain"):
+            top[f"{method}.{kind}.cos_mean"] = metrics.get(f"{method}.{kind}.cos_mean")
+        top[f"{method}.step.direction_acc"] = metrics.get(f"{method}.step.{decoder}.direction_acc")
+    for kind in ("step", "chain"):
+        top[f"{REFERENCE}.{kind}.motion_mean"] = metrics.get(f"{REFERENCE}.{kind}.motion_mean")
+        lows = [
+            value
+            for key, value in metrics.items()
+            if key.startswith(f"{REFERENCE}-") and key.endswith(f".{kind}.cos_mean.ci_low")
         ]
-    return {key: metrics[key] for key in wanted if key in metrics}
+        top[f"{REFERENCE}.{kind}.cos_mean.worst_paired_low"] = min(lows) if lows else None
+    for metric in ("centroid_err", "displacement_err", "psnr"):
+        top[f"{REFERENCE}.step.{metric}"] = metrics.get(f"{REFERENCE}.step.{decoder}.{metric}")
+    for metric in ("psnr", "centroid_err"):
+        top[f"truth.{metric}"] = metrics.get(f"truth.step.{decoder}.{metric}")
+    return {key: value for key, value in top.items() if value is not None}

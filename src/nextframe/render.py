@@ -83,14 +83,18 @@ def write_contact_sheets(
     captions: list[str],
     pictures: dict[tuple[str, str], np.ndarray],
     truth: dict[str, np.ndarray],
+    decoded_truth: dict[str, np.ndarray],
     decoder: str,
     out_dir: Path,
 ) -> list[Path]:
     """``out_dir/<clip_id>_<decoder>.png`` per clip, titled with its caption: the true
-    frames (if any), then a row per method.rollout; returns the paths."""
+    frames and the decoder's picture of their embeddings (the best it can do), where the
+    clip has them, then a row per method.rollout; returns the paths."""
     written = []
     for index, (clip_id, caption) in enumerate(zip(clip_ids, captions, strict=True)):
         rows = [("truth", truth[clip_id])] if clip_id in truth else []
+        if clip_id in decoded_truth:
+            rows.append(("truth decoded", decoded_truth[clip_id]))
         rows += [(f"{method}.{kind}", videos[index]) for (method, kind), videos in pictures.items()]
         path = out_dir / f"{clip_id}_{decoder}.png"
         with atomic_path(path) as tmp:
@@ -98,3 +102,25 @@ def write_contact_sheets(
             sheet.save(tmp, format="PNG", optimize=True)
         written.append(path)
     return written
+
+
+def strip_path(out_dir: Path, clip_id: str, key: tuple[str, ...], decoder: str) -> Path:
+    return out_dir / clip_id / f"{'_'.join(key)}_{decoder}.png"
+
+
+def write_strips(
+    clip_ids: list[str], pictures: dict[tuple[str, str], np.ndarray], decoder: str, out_dir: Path
+) -> None:
+    """Every decoded video [n, S, S, 3] losslessly as one PNG, frames left to right."""
+    for key, videos in pictures.items():
+        for clip_id, video in zip(clip_ids, videos, strict=True):
+            with atomic_path(strip_path(out_dir, clip_id, key, decoder)) as tmp:
+                Image.fromarray(np.concatenate(list(video), axis=1)).save(tmp, format="PNG")
+
+
+def read_strip(path: Path) -> np.ndarray:
+    """A strip written by ``write_strips`` back to its frames [n, S, S, 3]."""
+    with Image.open(path) as image:
+        strip = np.asarray(image.convert("RGB"))
+    size = strip.shape[0]
+    return np.stack(np.split(strip, strip.shape[1] // size, axis=1))

@@ -23,7 +23,7 @@ from nextframe.pipeline.generate import build_decoder, prompt_batch, retrieval_d
 from nextframe.store import read_frames, read_image_embeddings, read_manifest, read_text_embeddings
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
-DECODERS = ("retrieval", "diffusion")
+DECODERS = ("retrieval", "backbone")
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def sample_video(
     if n_frames < 2:
         raise UserError(f"--frames must be at least 2, got {n_frames}")
     if decoder_name not in DECODERS:
-        raise UserError(f"--decoder must be retrieval or diffusion, got {decoder_name!r}")
+        raise UserError(f"--decoder must be retrieval or backbone, got {decoder_name!r}")
     settings = params.generate
     predictors = load_predictors(
         models_dir, resolve_device(params.train.device), [method], "--method"
@@ -60,7 +60,7 @@ def sample_video(
     backbone = load_backbone(params.backbone)
     clips = prompt_batch(backbone, [caption.strip() or caption], n_frames)
     embeddings = roll_out_all(
-        predictors, clips.cond, [kind], n_frames, params.train.blend_q, settings.anchor
+        predictors, clips.cond, [kind], params.train.blend_q, settings.anchor
     )[(method, kind)][0]  # [n, D]
     retrieval = None
     if decoder_name == "retrieval":

@@ -1,13 +1,13 @@
-"""Embeddings back to pictures: the retrieval and diffusion decoders, and contact sheets.
+"""Embeddings back to pictures: the retrieval decoder and the backbone's own.
 
 - ``retrieval``: the training frame whose embedding is nearest by cosine. The index is
   the training split's image embeddings, L2-normalised once into one ``[N, D]`` tensor;
   a batch of queries is one matrix product and an argmax. Instant and offline, and a
   readable preview of what a predicted embedding "means" even when the backbone's own
   decoder draws noise (the kandinsky22 test fixture).
-- ``diffusion``: the backbone's own decoder (kandinsky22: its diffusion decoder, with the
-  same seed and initial latents for every row, so only the embedding changes between the
-  frames of a video; toy: its deterministic decoder).
+- ``backbone``: the backbone's own decoder (Kandinsky's diffusion decoder, with the same
+  seed and initial latents for every row, so only the embedding changes between the
+  frames of a video; the toy's deterministic mask decoder).
 
 Both return ``[N, size, size, 3]`` uint8 frames, ready for ``render.write_videos``.
 ``decode_distinct`` decodes a set of rollouts and re-encodes the pictures with the backbone
@@ -112,8 +112,8 @@ class RetrievalDecoder:
 
 
 @dataclass
-class DiffusionDecoder:
-    """The backbone's unCLIP decoder, same seed (so same initial latents) for every row."""
+class BackboneDecoder:
+    """The backbone's own decoder, same seed (so same initial latents) for every row."""
 
     backbone: object  # nextframe.backbones.Backbone
     size: int
@@ -121,7 +121,7 @@ class DiffusionDecoder:
     guidance: float
     seed: int
     batch_size: int = 16
-    name: str = "diffusion"
+    name: str = "backbone"
 
     def decode(self, embeddings: Tensor) -> np.ndarray:
         pictures: list[np.ndarray] = []
@@ -154,7 +154,7 @@ def decode_distinct(
     Many rollouts repeat each other (a baseline's chain and step rollouts are the same
     vectors, and every method starts from the same frame), and every row of one video
     is decoded from the same seed, so a row's picture depends on its embedding alone:
-    decoding each distinct vector once saves about a third of the diffusion time.
+    decoding each distinct vector once saves about a third of the decoding time.
     Returns, per (method, rollout), the pictures [C, n, S, S, 3] and their re-encodings
     [C, n, D].
     """

@@ -14,12 +14,16 @@ from nextframe.model.splitter import Splitter, SplitterPredictor
 
 
 class Predictor(Protocol):
-    """Anything that predicts a target embedding from text tokens, a start and a rise."""
+    """Anything that predicts a target embedding from the caption, a start and a rise."""
 
     name: str
 
-    def predict(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
-        """hidden_states [B, T, D], start [B, D], rise [B] -> predicted target [B, D]."""
+    def predict(
+        self, hidden_states: Tensor, start: Tensor, rise: Tensor, text_embed: Tensor
+    ) -> Tensor:
+        """hidden_states [B, T, D] (the caption's tokens, rotated to follow the start),
+        start [B, D], rise [B], text_embed [B, D] (the caption's CLIP text projection,
+        untouched) -> predicted target [B, D]."""
         ...
 
 

@@ -9,7 +9,7 @@ the rise [B] (signed time from start to target over the clip's last frame index)
     out    = mix(tokens^T)                          # [B, D, T + 2] -> [B, D, 1]
 
 ``mix`` acts along the token axis with weights shared by all D channels, so its size does
-not grow with D; only ``W_s`` (D x D) does. Two variants (``params.train.splitter``):
+not grow with D; only ``W_s`` (D x D) does. Three variants (``params.train.splitter``):
 
 - ``seed``: the seed's stack of Linear + ELU (+ LayerNorm without affine after the widths
   in ``norm_after``) + dropout, e.g. widths 128, 64, 32, 16, 8, 4, 2, 1.
@@ -18,11 +18,23 @@ not grow with D; only ``W_s`` (D x D) does. Two variants (``params.train.splitte
   softmax is 1, so attention reduces to an added affine map of the rise, which is what is
   built), and the stack is residual blocks Linear + GELU + LayerNorm + dropout with a
   linear skip.
+- ``timed``: ours. Time enters every layer, not one token among T + 2 that the
+  normalisation over tokens can drown: the rise becomes Fourier features that scale and
+  shift (FiLM) each residual block of an MLP over [start, attention-pooled text, mean
+  text]; the pooling query is the start and the time, so the words that matter at this
+  moment (which way, how fast) are the ones read. Width ``hidden``, ``depth`` blocks.
+
+    features = [r, sin(2^k pi r), cos(2^k pi r)]               # [B, 1 + 2K]
+    text     = attend(query = W_q [start, features], keys = h)  # [B, D]
+    x        = W_in [start, text, mean_t h]                     # [B, H]
+    x        = x + (1 + g(features)) * mlp(norm(x)) + b(features)   # per block
+    out      = W_out x                                          # [B, D]
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,6 +61,10 @@ class SplitterConfig:
     norm_after: list[int] = field(default_factory=lambda: [32, 8])
     dropout: float = 0.3
     output: str = "target"
+    hidden: int = 512  # timed: MLP width
+    depth: int = 3  # timed: residual blocks
+    heads: int = 4  # timed: attention heads pooling the text
+    frequencies: int = 6  # timed: Fourier features of the rise
 
     @classmethod
     def from_params(cls, params: SplitterParams, dim: int, text_length: int) -> SplitterConfig:
@@ -60,6 +76,10 @@ class SplitterConfig:
             norm_after=list(params.norm_after),
             dropout=params.dropout,
             output=params.output,
+            hidden=params.hidden,
+            depth=params.depth,
+            heads=params.heads,
+            frequencies=params.frequencies,
         )
 
 
@@ -103,18 +123,76 @@ def increment_mixer(tokens: int, config: SplitterConfig) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def time_features(rise: Tensor, frequencies: int) -> Tensor:
+    """[B] -> [B, 1 + 2K]: the rise and sin/cos at K octaves, so small time differences
+    (adjacent frames) and the sign (back mode) are both easy to read."""
+    scales = math.pi * 2.0 ** torch.arange(frequencies, device=rise.device, dtype=rise.dtype)
+    angles = rise.unsqueeze(-1) * scales  # [B, K]
+    return torch.cat([rise.unsqueeze(-1), angles.sin(), angles.cos()], dim=-1)
+
+
+class FilmBlock(nn.Module):
+    """x + (1 + gamma(t)) * mlp(norm(x)) + beta(t): a residual block the time modulates."""
+
+    def __init__(self, width: int, features: int, dropout: float) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 2 * width), nn.GELU(), nn.Dropout(dropout), nn.Linear(2 * width, width)
+        )
+        self.film = nn.Linear(features, 2 * width)
+        nn.init.zeros_(self.film.weight)  # start as a plain residual MLP
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: Tensor, features: Tensor) -> Tensor:  # [B, H], [B, F] -> [B, H]
+        gamma, beta = self.film(features).chunk(2, dim=-1)
+        return x + (1 + gamma) * self.mlp(self.norm(x)) + beta
+
+
+class TimedMixer(nn.Module):
+    """The ``timed`` variant's body: [B, T, D] text, [B, D] start, [B] rise -> [B, D]."""
+
+    def __init__(self, config: SplitterConfig) -> None:
+        super().__init__()
+        dim, width = config.dim, config.hidden
+        features = 1 + 2 * config.frequencies
+        self.frequencies = config.frequencies
+        self.query = nn.Linear(dim + features, dim)
+        self.attend = nn.MultiheadAttention(dim, config.heads, batch_first=True)
+        self.inputs = nn.Linear(3 * dim, width)
+        self.blocks = nn.ModuleList(
+            FilmBlock(width, features, config.dropout) for _ in range(config.depth)
+        )
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
+
+    def forward(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
+        features = time_features(rise, self.frequencies)  # [B, F]
+        query = self.query(torch.cat([start, features], dim=-1)).unsqueeze(1)  # [B, 1, D]
+        text, _ = self.attend(query, hidden_states, hidden_states, need_weights=False)
+        x = self.inputs(torch.cat([start, text.squeeze(1), hidden_states.mean(dim=1)], -1))
+        for block in self.blocks:
+            x = block(x, features)  # [B, H]
+        return self.out(x)  # [B, D]
+
+
+VARIANTS = ("seed", "increment", "timed")
+
+
 class Splitter(nn.Module):
     """``f(h, start, rise) -> predicted target embedding``."""
 
     def __init__(self, config: SplitterConfig) -> None:
         super().__init__()
-        if config.variant not in ("seed", "increment"):
-            raise ValueError(f"unknown splitter variant {config.variant!r} (seed or increment)")
+        if config.variant not in VARIANTS:
+            raise ValueError(f"unknown splitter variant {config.variant!r} ({', '.join(VARIANTS)})")
         if config.output not in ("target", "residual", "velocity"):
             raise ValueError(
                 f"unknown splitter output {config.output!r} (target, residual or velocity)"
             )
         self.config = config
+        if config.variant == "timed":
+            self.timed = TimedMixer(config)
+            return
         dim, tokens = config.dim, config.text_length + 2
         self.start_proj = nn.Linear(dim, dim)  # start embedding -> one token
         self.rise_proj = nn.Linear(1, dim)  # rise -> one token
@@ -124,20 +202,27 @@ class Splitter(nn.Module):
 
     def forward(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
         # hidden_states [B, T, D], start [B, D], rise [B]
-        rise = rise.to(start.dtype).unsqueeze(-1)  # [B, 1]
+        rise = rise.to(start.dtype)
+        if self.config.variant == "timed":
+            mixed = self.timed(hidden_states, start, rise)  # [B, D]
+        else:
+            mixed = self.token_mix(hidden_states, start, rise.unsqueeze(-1))
+        rise = rise.unsqueeze(-1)  # [B, 1]
+        if self.config.output == "residual":
+            return start + mixed
+        if self.config.output == "velocity":
+            return start + rise * mixed
+        return mixed
+
+    def token_mix(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
+        """The seed and increment variants: [B, T, D], [B, D], [B, 1] -> [B, D]."""
         if self.step_embed is not None:
             hidden_states = hidden_states + self.step_embed(rise).unsqueeze(1)  # [B, T, D]
         start_token = self.start_proj(start).unsqueeze(1)  # [B, 1, D]
         rise_token = self.rise_proj(rise).unsqueeze(1)  # [B, 1, D]
         tokens = torch.cat([hidden_states, start_token, rise_token], dim=1)  # [B, T + 2, D]
         tokens = F.normalize(tokens, dim=1)  # unit norm over the token axis, per channel
-        mixed = self.mix(tokens.transpose(1, 2))  # [B, D, T + 2] -> [B, D, 1]
-        mixed = mixed.squeeze(-1)  # [B, D]
-        if self.config.output == "residual":
-            return start + mixed
-        if self.config.output == "velocity":
-            return start + rise * mixed
-        return mixed
+        return self.mix(tokens.transpose(1, 2)).squeeze(-1)  # [B, D, T + 2] -> [B, D]
 
     def save(self, directory: str | Path) -> None:
         """``directory/model.safetensors`` + ``directory/config.json``, each written atomically."""
@@ -179,7 +264,9 @@ class SplitterPredictor:
         self.model = model.eval()
         self.device = next(model.parameters()).device
 
-    def predict(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
+    def predict(
+        self, hidden_states: Tensor, start: Tensor, rise: Tensor, text_embed: Tensor
+    ) -> Tensor:
         with torch.no_grad():
             return self.model(
                 hidden_states.to(self.device, torch.float32),

@@ -6,14 +6,18 @@
    them (up to ``max_frames_per_clip``, in time order), and every active mode turns them
    into (clip, base frame, target frame) rows of a ``Plan``:
 
-   ========  ==================================  ===========================  =============
+   ========  ==================================  ===========================  ==========
    mode      start                               target                       rise
-   ========  ==================================  ===========================  =============
-   normal    prior embed p                       frame k (k >= 0)             k / last >= 0
-   back      last frame                          frame k < last               (k - last) / last < 0
-   rotation  blend(p, cos(e0, p), rot(e0->es))   frame t > s                  (t - s) / last > 0
-   diff      f(h, p, s / last), detached         frame t > s                  (t - s) / last > 0
-   ========  ==================================  ===========================  =============
+   ========  ==================================  ===========================  ==========
+   normal    prior embed p                       frame k (k >= 0)             r_k >= 0
+   back      last frame                          frame k < last               r_k - 1 < 0
+   rotation  blend(p, cos(e0, p), rot(e0->es))   frame t > s                  r_t - r_s > 0
+   diff      f(h, p, r_s), detached              frame t > s                  r_t - r_s > 0
+   ========  ==================================  ===========================  ==========
+
+   ``r_k = (t_k - t_0) / (t_last - t_0)`` is frame k's time in seconds as a fraction of the
+   clip's span (DESIGN.md, the rise): frames chosen for how much they change are not evenly
+   spaced in time, and the model must learn time, not positions among kept frames.
 
    The text tokens always follow the start: ``h' = blend(h, cos(p, text), rot(p -> start))``
    (the identity for ``normal``, where start = p). Inputs are built per batch from the
@@ -59,6 +63,7 @@ class ClipSet:
     text_embed: Tensor  # [C, D]
     frames: Tensor  # [C, F, D], zero after n_frames
     n_frames: Tensor  # [C] int64, >= 2
+    rises: Tensor  # [C, F] frame times as fractions of the clip's span: 0 first, 1 last
 
     def __len__(self) -> int:
         return len(self.clip_ids)
@@ -71,7 +76,23 @@ class ClipSet:
             text_embed=self.text_embed.to(device),
             frames=self.frames.to(device),
             n_frames=self.n_frames.to(device),
+            rises=self.rises.to(device),
         )
+
+
+def rises_from_times(times: Tensor, n_frames: Tensor) -> Tensor:
+    """[C, F] seconds (padded) -> each frame's rise from the first, (t - t_0) / (t_last - t_0).
+
+    Padding past a clip's last frame gets the rise of its last frame.
+    """
+    first = times[:, :1]  # [C, 1]
+    last = times.gather(1, (n_frames - 1).unsqueeze(1))  # [C, 1]
+    span = last - first
+    if (span <= 0).any():
+        raise ValueError("every clip needs frames at two different times to define its rises")
+    positions = torch.arange(times.shape[1], device=times.device).unsqueeze(0)
+    rises = (times - first) / span
+    return torch.where(positions < n_frames.unsqueeze(1), rises, torch.ones_like(rises))
 
 
 # ---------------------------------------------------------------------------- sampling
@@ -162,6 +183,7 @@ class Inputs:
     start: Tensor  # [B, D]
     target: Tensor  # [B, D]
     rise: Tensor  # [B]
+    text_embed: Tensor  # [B, D]
 
 
 def make_inputs(clips: ClipSet, plan: Plan, model: Splitter, blend_q: float) -> Inputs:
@@ -170,7 +192,6 @@ def make_inputs(clips: ClipSet, plan: Plan, model: Splitter, blend_q: float) -> 
     clip, base, target, mode = (
         t.to(device) for t in (plan.clip, plan.base, plan.target, plan.mode)
     )
-    last = (clips.n_frames[clip] - 1).to(clips.frames.dtype)  # [B]
     hidden = clips.hidden_states[clip]  # [B, T, D]
     prior = clips.prior_embed[clip]  # [B, D]
     first = clips.frames[clip, 0]  # [B, D]
@@ -193,15 +214,19 @@ def make_inputs(clips: ClipSet, plan: Plan, model: Splitter, blend_q: float) -> 
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            start[diff] = model(hidden[diff], prior[diff], base[diff].to(last.dtype) / last[diff])
+            start[diff] = model(hidden[diff], prior[diff], clips.rises[clip[diff], base[diff]])
         model.train(was_training)
     text_weight = cosine(prior, clips.text_embed[clip])  # [B]
     hidden = blend(
         hidden, text_weight.unsqueeze(1), prior.unsqueeze(1), start.unsqueeze(1), blend_q
     )
-    rise = (target - base).to(last.dtype) / last  # [B]
+    rise = clips.rises[clip, target] - clips.rises[clip, base]  # [B], seconds / span
     return Inputs(
-        hidden_states=hidden, start=start.detach(), target=clips.frames[clip, target], rise=rise
+        hidden_states=hidden,
+        start=start.detach(),
+        target=clips.frames[clip, target],
+        rise=rise,
+        text_embed=clips.text_embed[clip],
     )
 
 
@@ -336,7 +361,9 @@ def score_methods(
         for index in torch.arange(len(plan)).split(batch_size):
             inputs = make_inputs(clips, plan.subset(index), splitter, blend_q)
             for name, predictor in predictors.items():
-                prediction = predictor.predict(inputs.hidden_states, inputs.start, inputs.rise)
+                prediction = predictor.predict(
+                    inputs.hidden_states, inputs.start, inputs.rise, inputs.text_embed
+                )
                 cosines[name].append(change_cosine(inputs.start, prediction, inputs.target).cpu())
                 errors[name].append(((prediction - inputs.target) ** 2).mean(dim=-1).cpu())
     modes = plan.mode

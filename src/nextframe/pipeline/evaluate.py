@@ -1,31 +1,38 @@
-"""The evaluate stage: score every generated rollout of the held-out clips against the truth.
+"""The evaluate stage: score every generated rollout of the test clips against the truth.
 
-Reads what generate wrote (predictions.parquet, decoded.parquet, clips.json) and the true
-frame embeddings; loads no model. Prompts have no ground truth and are not scored.
+Reads what generate wrote (predictions.parquet, decoded.parquet, the lossless frame strips,
+clips.json), the true frame embeddings and pictures and, for synthetic clips, the object's
+true pose (``data/raw/truth.parquet``); loads no model. Prompts have no truth and are not
+scored. Every score is first computed per clip, then summarised over clips.
 
-``metrics/evaluate_full.json`` is one flat object with every number. Its keys, for every
-method M in ``generate.methods``, rollout R in ``generate.rollouts``, decoder X in
-``generate.decoders`` and h = 1..``evaluate.horizon``:
+``metrics/evaluate_full.json`` is one flat object with every number. For every method M in
+``generate.methods``, rollout R in ``generate.rollouts``, decoder X in ``generate.decoders``
+(plus the decoder's ceiling, M.R = ``truth.step``: the clip's own true embeddings decoded)
+and h = 1..``evaluate.horizon`` (``metrics.py`` and ``pixel_metrics.py`` define them):
 
-  M.R.cos@h          mean over clips of cos(step h of the rollout, true frame h)
-  M.R.cos_mean       mean over clips of the clip's mean of cos@1..H
-  M.R.motion@h       cos(step h - step 0, frame h - frame 0) on the unit sphere: does the
-                     rollout move the way the clip moves (0 for standing still)
-  M.R.motion_mean    mean over clips of the clip's mean of motion@1..H
-  M.R.X.truth_cos    decoded frames, re-encoded, vs the true frames (aligned frames, mean)
-  M.R.X.consistency  mean cosine over all pairs of frames of the decoded video
-  M.R.X.text_sim     mean cosine between the caption's text embedding and the decoded frames
-  n_clips            held-out clips scored on embeddings (generate.max_clips)
-  n_decoded_clips    of those, decoded and scored on pictures (generate.decode_clips)
+  M.R.cos@h, M.R.cos_mean       cosine of step h to true frame h; its mean over 1..H
+  M.R.motion@h, M.R.motion_mean motion since step 1 explained: 1 true, 0 standing still
+  M.R.X.truth_cos               decoded frames re-encoded vs the true frames' embeddings
+  M.R.X.consistency, .text_sim  frame-to-frame cosine; caption-to-frame cosine
+  M.R.X.psnr, .ssim             decoded frames vs the true frames, steps 1..H
+  M.R.X.centroid_err            object centroid vs the true pose, pixels (synthetic clips)
+  M.R.X.direction_acc           share of translating clips moved the true way (within 45 deg)
+  M.R.X.displacement_err        |moved - truly moved| from step 1 to H, pixels
+  M.R.X.size_change_err         |radius ratio - true ratio|, clips that grow or shrink
+  splitter-M.<metric>           the splitter minus method M, paired clip by clip (for
+                                errors, below 0 is the splitter's advantage)
+  n_clips, n_decoded_clips      test clips scored on embeddings; of those, on pictures
 
-and each value key K above also has ``K.ci_low`` and ``K.ci_high``: the percentile
-bootstrap interval (``evaluate.confidence``, ``evaluate.bootstrap`` resamples of clips,
-``evaluate.seed``). ``metrics/evaluate.json``, the DVC metrics file that ``dvc exp show``
-and ``dvc metrics diff`` print, holds only the headline keys (``metrics.headline``).
+Each key K also has ``K.n`` (clips with a value) and, from 3 clips up, ``K.ci_low`` and
+``K.ci_high``: the percentile bootstrap interval (``evaluate.confidence``,
+``evaluate.bootstrap`` resamples of the clips, ``evaluate.seed``; paired differences
+resample the same clips for both methods). A mean over no clip is left out.
+``metrics/evaluate.json``, the DVC metrics file that ``dvc exp show`` and ``dvc metrics
+diff`` print, holds only the headline keys (``metrics.headline``).
 
 ``metrics/plots/cos_at_h.csv`` is wide: a column ``h`` and one column ``M.R`` per method
 and rollout, one row per horizon, so ``dvc plots`` draws one line per method and rollout.
-The first ``evaluate.contact_sheets`` held-out clips' contact sheets are copied to
+The first ``evaluate.contact_sheets`` clips with videos have their contact sheets copied to
 ``metrics/plots/contact_sheets/`` for DVC image plots as ``clip<i>_<decoder>.png``: names
 that depend on params only, not on which clips a run held out, so checking out another
 commit's sheets leaves no stale file behind. The folder holds exactly what this run wrote.
@@ -41,30 +48,46 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor
 
 from nextframe.config import Params
 from nextframe.errors import UserError
-from nextframe.metrics import headline, score
+from nextframe.metrics import (
+    FEW_CLIPS,
+    curves_of,
+    decoded_embedding_scores,
+    embedding_scores,
+    headline,
+    summarize_scores,
+)
 from nextframe.pipeline.generate import (
     CLIPS_INDEX,
     DECODED_TABLE,
+    HELD_OUT_SPLIT,
     PREDICTIONS_TABLE,
     PROMPT_SPLIT,
     SHEETS_DIR,
+    STRIPS_DIR,
+    truth_pictures,
 )
+from nextframe.pixel_metrics import video_scores
+from nextframe.render import read_strip, strip_path
 from nextframe.store import (
     ImageEmbeddings,
     atomic_path,
+    read_frames,
     read_image_embeddings,
     read_manifest,
     read_rollouts,
     read_text_embeddings,
+    read_truth,
     write_json,
 )
 
-PARAMS = ("evaluate", "runtime")
+PARAMS = ("evaluate", "generate.decoders", "runtime")
 HEADLINE_FILE = "evaluate.json"
 FULL_FILE = "evaluate_full.json"
 CURVES_FILE = "plots/cos_at_h.csv"
@@ -96,8 +119,18 @@ class EvaluateSummary:
         return self.values
 
     def describe(self) -> str:
-        parts = ", ".join(f"{name} {values[0]:.3f}" for name, values in self.curves.items())
-        return f"cos@1 on {int(self.values['n_clips'])} held-out clips: {parts}"
+        count = int(self.values["n_clips"])
+        means = ", ".join(
+            f"{name} {self.values[f'{name}.cos_mean']:.3f}"
+            for name in self.curves
+            if f"{name}.cos_mean" in self.values
+        )
+        note = (
+            f"; only {count} clips (fewer than {FEW_CLIPS}): the intervals are crude"
+            if count < FEW_CLIPS
+            else ""
+        )
+        return f"mean cos over the horizon on {count} test clips: {means}{note}"
 
 
 def write_curves(curves: dict[str, list[float]], path: Path) -> None:
@@ -127,10 +160,51 @@ def copy_contact_sheets(clip_ids: list[str], generated_dir: Path, out_dir: Path)
     return copied
 
 
+def scoring_decoder(params: Params) -> str:
+    """The decoder whose pictures the headline scores: the backbone's own where generated."""
+    decoders = params.generate.decoders
+    return "backbone" if "backbone" in decoders or not decoders else decoders[0]
+
+
+def decoded_pixels(
+    generated_dir: Path, clip_ids: list[str], keys: list[tuple[str, ...]]
+) -> dict[tuple[str, ...], np.ndarray]:
+    """(M, R, X) -> [C, n, S, S, 3] from generate's lossless strips."""
+    strips = generated_dir / STRIPS_DIR
+    pixels = {}
+    for method, kind, decoder in keys:
+        try:
+            pixels[(method, kind, decoder)] = np.stack(
+                [read_strip(strip_path(strips, c, (method, kind), decoder)) for c in clip_ids]
+            )
+        except FileNotFoundError as exc:
+            raise UserError(f"{exc.filename} not found; rerun the generate stage") from exc
+    return pixels
+
+
+def true_poses(
+    truth: pd.DataFrame, frames: pd.DataFrame, clip_ids: list[str], size: int
+) -> list[np.ndarray | None]:
+    """Per clip, the true pose [K, 3] (cx, cy, radius at ``size`` px) of its selected frames,
+    or None where the source knows no pose."""
+    by_frame = truth.set_index(["clip_id", "frame_index"])
+    selected = frames[frames["clip_id"].isin(clip_ids)].sort_values(["clip_id", "k"])
+    poses: dict[str, np.ndarray] = {}
+    for clip_id, rows in selected.groupby("clip_id"):
+        keys = [(clip_id, int(index)) for index in rows["frame_index"]]
+        if all(key in by_frame.index for key in keys):
+            known = by_frame.loc[keys]
+            scale = size / known["frame_size"].to_numpy()[:, None]
+            poses[str(clip_id)] = known[["cx", "cy", "radius"]].to_numpy() * scale
+    return [poses.get(clip_id) for clip_id in clip_ids]
+
+
 def run(
     manifest_path: Path,
     embeddings_dir: Path,
     generated_dir: Path,
+    frames_path: Path,
+    truth_path: Path,
     metrics_dir: Path,
     params: Params,
 ) -> EvaluateSummary:
@@ -145,10 +219,12 @@ def run(
     held_out = [c for c in index["clips"] if c["split"] != PROMPT_SPLIT]
     clip_ids = [c["clip_id"] for c in held_out]
     manifest = read_manifest(manifest_path)
-    leaked = sorted(set(manifest.loc[manifest["split"] == "train", "clip_id"]) & set(clip_ids))
+    not_test = manifest.loc[manifest["split"] != HELD_OUT_SPLIT, "clip_id"]
+    leaked = sorted(set(not_test) & set(clip_ids))
     if leaked:
         raise UserError(
-            f"generated clips {leaked[:3]} are training clips; rerun generate after download"
+            f"generated clips {leaked[:3]} are not test clips (training or validation saw "
+            "them); rerun generate after download (dvc repro)"
         )
     images = read_image_embeddings(embeddings_dir / "images.parquet")
     texts = read_text_embeddings(embeddings_dir / "texts.parquet")
@@ -156,11 +232,10 @@ def run(
     rows = texts.index()
     text_embed = texts.text_embed[[rows[c] for c in clip_ids]]
     n_frames = int(index["n_frames"])
+    decoded_rows = [row for row, c in enumerate(held_out) if c["decoded"]]
+    decoded_ids = [clip_ids[row] for row in decoded_rows]
     try:
         predictions = read_rollouts(generated_dir / PREDICTIONS_TABLE, clip_ids, n_frames)
-        # Indexes of the decoded clips among clip_ids (an index without the flag: all decoded).
-        decoded_rows = [row for row, c in enumerate(held_out) if c.get("decoded", True)]
-        decoded_ids = [clip_ids[row] for row in decoded_rows]
         decoded_path = generated_dir / DECODED_TABLE
         decoded = (
             read_rollouts(decoded_path, decoded_ids, n_frames)
@@ -169,23 +244,36 @@ def run(
         )
     except ValueError as exc:
         raise UserError(str(exc)) from exc
-    scores = score(
-        predictions,
-        decoded,
-        truth,
-        n_truth,
-        text_embed,
-        settings,
-        torch.tensor(decoded_rows, dtype=torch.int64),
-    )
-    bad = [key for key, value in scores.metrics.items() if not math.isfinite(value)]
+    per_clip = embedding_scores(predictions, truth, n_truth, settings.horizon)
+    row_index = torch.tensor(decoded_rows, dtype=torch.int64)
+    per_clip.update(decoded_embedding_scores(decoded, truth, n_truth, text_embed, row_index))
+    if decoded:
+        pixels = decoded_pixels(generated_dir, decoded_ids, list(decoded))
+        size = next(iter(pixels.values())).shape[2]
+        frames = read_frames(frames_path)
+        true_pictures = truth_pictures(decoded_ids, frames, frames_path.parent, size)
+        poses = true_poses(read_truth(truth_path), frames, decoded_ids, size)
+        for key, values in video_scores(
+            pixels, [true_pictures[c] for c in decoded_ids], poses, settings.horizon
+        ).items():
+            spread = torch.full((len(clip_ids),), float("nan"), dtype=torch.float64)
+            spread[row_index] = torch.from_numpy(values)
+            per_clip[key] = spread
+    metrics = {"n_clips": float(len(clip_ids)), "n_decoded_clips": float(len(decoded_ids))}
+    metrics.update(summarize_scores(per_clip, settings))
+    bad = [key for key, value in metrics.items() if math.isinf(value)]
     if bad:
-        raise UserError(f"non-finite metrics {bad[:5]}; check the held-out clips in {index_path}")
-    write_json(scores.metrics, metrics_dir / FULL_FILE)
-    write_json(headline(scores.metrics), metrics_dir / HEADLINE_FILE)
+        raise UserError(f"infinite metrics {bad[:5]}; check the held-out clips in {index_path}")
+    # A mean over no clip (e.g. direction accuracy without a translating clip) is left out;
+    # its ".n" of 0 says why.
+    metrics = {key: value for key, value in metrics.items() if not math.isnan(value)}
+    write_json(metrics, metrics_dir / FULL_FILE)
+    write_json(headline(metrics, scoring_decoder(params)), metrics_dir / HEADLINE_FILE)
+    curves = curves_of(metrics, settings.horizon)
     curves_path = metrics_dir / CURVES_FILE
-    write_curves(scores.curves, curves_path)
+    write_curves(curves, curves_path)
+    video_ids = [c["clip_id"] for c in held_out if c.get("video")]
     sheets = copy_contact_sheets(
-        decoded_ids[: settings.contact_sheets], generated_dir, metrics_dir / SHEETS_PLOTS
+        video_ids[: settings.contact_sheets], generated_dir, metrics_dir / SHEETS_PLOTS
     )
-    return EvaluateSummary(scores.metrics, scores.curves, plots=[curves_path, *sheets])
+    return EvaluateSummary(metrics, curves, plots=[curves_path, *sheets])

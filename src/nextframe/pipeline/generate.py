@@ -1,9 +1,11 @@
 """The generate stage: held-out clips and extra prompts to embeddings, videos and contact sheets.
 
-Held-out clips are the manifest's ``test`` split (``val`` when the test split is empty,
-as with very small sources; ``clips.json`` records which), sorted by clip_id, the first
-``generate.max_clips`` (0 = all). Each is rolled out by every method in
-``generate.methods`` and every rollout in ``generate.rollouts`` (``model/rollout.py``).
+Held-out clips are the manifest's ``test`` split (never val: it chose the early-stopping
+epoch; no test clip is an error saying how to get some), sorted by clip_id, the first
+``generate.max_clips`` (0 = all). Their rollouts step through the true frames' times
+(``n_frames`` steps; a clip with fewer frames continues at its mean frame gap). Each is
+rolled out by every method in ``generate.methods`` and every rollout in
+``generate.rollouts`` (``model/rollout.py``).
 Prompts in ``generate.prompts`` are encoded by the backbone and rolled out the same way,
 always from the prior embedding (they have no first frame). Rollouts are cheap, decoding
 is not: only the first ``generate.decode_clips`` held-out clips (0 = all) and every prompt
@@ -13,7 +15,7 @@ re-encoded by the backbone, so evaluate can score pictures without loading a mod
 Outputs under ``out_dir``:
   predictions.parquet   store.predictions_schema: clip_id, method, rollout, step, embedding
   decoded.parquet       store.decoded_schema: the same plus ``decoder`` (decoded clips)
-  clips.json            clip_id, caption, split (test | val | prompt) and decoded (bool) of
+  clips.json            clip_id, caption, split (test | prompt) and decoded (bool) of
                         every generated clip
   videos/<clip_id>/<method>_<rollout>_<decoder>.{gif,mp4}
   contact_sheets/<clip_id>_<decoder>.png  rows: truth (held-out clips), then method.rollout
@@ -29,13 +31,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import torch
 from torch import Tensor
 
 from nextframe.backbones import Backbone, check_compatible, load_backbone
 from nextframe.backbones.decoders import (
+    BackboneDecoder,
     Decoder,
-    DiffusionDecoder,
     RetrievalDecoder,
     decode_distinct,
 )
@@ -44,7 +47,7 @@ from nextframe.device import resolve_device
 from nextframe.errors import UserError
 from nextframe.model import load_predictors
 from nextframe.model.rollout import Conditioning, roll_out_all
-from nextframe.render import read_pictures, write_contact_sheets, write_videos
+from nextframe.render import read_pictures, write_contact_sheets, write_strips, write_videos
 from nextframe.store import (
     ImageEmbeddings,
     TextEmbeddings,
@@ -64,6 +67,8 @@ PARAMS = ("backbone", "generate", "train.blend_q", "train.device", "runtime")
 PROMPT_SPLIT = "prompt"
 CLIPS_INDEX = "clips.json"
 PREDICTIONS_TABLE = "predictions.parquet"
+STRIPS_DIR = "frames"  # lossless decoded frames, one PNG strip per video: what evaluate scores
+TRUTH_KEY = ("truth", "step")  # the held-out clip's own true embeddings, decoded: the ceiling
 DECODED_TABLE = "decoded.parquet"
 VIDEOS_DIR = "videos"
 SHEETS_DIR = "contact_sheets"
@@ -87,24 +92,47 @@ class Clips:
         )
 
 
+HELD_OUT_SPLIT = "test"
+
+
 def held_out(
     manifest: pd.DataFrame, images: ImageEmbeddings, texts: TextEmbeddings, max_clips: int
 ) -> tuple[str, list[str]]:
-    """The test clips (val if there are none) to generate and score, first ``max_clips``."""
-    for split in ("test", "val"):
-        clip_ids = select_clips(manifest, images, texts, split).clip_ids
-        if clip_ids:
-            return split, clip_ids[: max_clips or None]
-    raise UserError(
-        "no held-out clips: the manifest has no ok test or val clip with embeddings and >= 2 "
-        "frames; set download.split.test (or val) above 0 and rerun dvc repro"
-    )
+    """The test clips to generate and score, the first ``max_clips`` (0: all)."""
+    clip_ids = select_clips(manifest, images, texts, HELD_OUT_SPLIT).clip_ids
+    if not clip_ids:
+        raise UserError(
+            "no test clips: the manifest has no ok test clip with embeddings and >= 2 frames, "
+            "and the validation split cannot stand in (it chose the early-stopping epoch); set "
+            "download.split.test above 0 (or give the folder source's CSV a split column with "
+            "test rows) and rerun dvc repro"
+        )
+    return HELD_OUT_SPLIT, clip_ids[: max_clips or None]
+
+
+def clip_rises(times: Tensor, n_steps: int) -> Tensor:
+    """[K] frame times in seconds -> [n_steps] rises (t_i - t_0) / (t_last - t_0); steps past
+    the clip's last frame continue at its mean frame gap."""
+    span = times[-1] - times[0]
+    if span <= 0:
+        raise UserError(f"a held-out clip's frames all have the time {float(times[0])} s")
+    rises = (times - times[0]) / span  # [K]
+    if len(rises) >= n_steps:
+        return rises[:n_steps]
+    gap = 1.0 / (len(rises) - 1)
+    extra = 1.0 + gap * torch.arange(1, n_steps - len(rises) + 1, dtype=rises.dtype)
+    return torch.cat([rises, extra])
 
 
 def clip_batch(
-    clip_ids: list[str], split: str, images: ImageEmbeddings, texts: TextEmbeddings, start: str
+    clip_ids: list[str],
+    split: str,
+    images: ImageEmbeddings,
+    texts: TextEmbeddings,
+    start: str,
+    n_steps: int,
 ) -> Clips:
-    """Conditioning of held-out clips from the tables; rise_step = 1 / (frames - 1)."""
+    """Conditioning of held-out clips from the tables, rising through their frames' times."""
     slices, text_rows = images.clip_slices(), texts.index()
     rows = torch.tensor([text_rows[c] for c in clip_ids], dtype=torch.int64)
     prior = texts.prior_embed[rows].float()  # [C, D]
@@ -112,13 +140,15 @@ def clip_batch(
         start_embed = images.embeddings[[slices[c].start for c in clip_ids]].float()
     else:
         start_embed = prior
-    counts = torch.tensor([slices[c].stop - slices[c].start for c in clip_ids], dtype=torch.float32)
+    rises = torch.stack(
+        [clip_rises(images.t_seconds[slices[c]].float(), n_steps) for c in clip_ids]
+    )  # [C, n]
     cond = Conditioning(
         hidden_states=texts.hidden_states[rows].float(),
         prior_embed=prior,
         text_embed=texts.text_embed[rows].float(),
         start=start_embed,
-        rise_step=1.0 / (counts - 1),
+        rises=rises,
     )
     return Clips(
         list(clip_ids), [texts.captions[r] for r in rows.tolist()], [split] * len(clip_ids), cond
@@ -130,6 +160,19 @@ def prompt_batch(backbone: Backbone, prompts: list[str], n_frames: int) -> Clips
     cond = Conditioning.from_prior(backbone.encode_texts(list(prompts)), n_frames)
     clip_ids = [f"prompt-{index:03d}" for index in range(len(prompts))]
     return Clips(clip_ids, list(prompts), [PROMPT_SPLIT] * len(prompts), cond)
+
+
+def true_embeddings(images: ImageEmbeddings, clip_ids: list[str], n_steps: int) -> Tensor:
+    """[C, n_steps, D] the clips' true frame embeddings, the last one repeated past the end."""
+    slices = images.clip_slices()
+    rows = []
+    for clip_id in clip_ids:
+        clip = images.embeddings[slices[clip_id]]  # [K, D]
+        index = torch.arange(n_steps).clamp(max=len(clip) - 1)
+        rows.append(clip[index])
+    if not rows:
+        return torch.zeros(0, n_steps, images.info.dim)
+    return torch.stack(rows).float()
 
 
 def rows_to_decode(splits: list[str], decode_clips: int) -> list[int]:
@@ -172,7 +215,7 @@ def build_decoder(
             raise ValueError("the retrieval decoder needs its index (retrieval_decoder)")
         return retrieval
     settings = params.generate
-    return DiffusionDecoder(
+    return BackboneDecoder(
         backbone=backbone,
         size=settings.size,
         steps=settings.steps,
@@ -227,7 +270,7 @@ def run(
     split, clip_ids = held_out(manifest, images, texts, settings.max_clips)
     backbone = load_backbone(params.backbone)
     check_compatible(backbone, images.info)
-    clips = clip_batch(clip_ids, split, images, texts, settings.start)
+    clips = clip_batch(clip_ids, split, images, texts, settings.start, settings.n_frames)
     if settings.prompts:
         clips = clips + prompt_batch(backbone, settings.prompts, settings.n_frames)
     predictors = load_predictors(models_dir, resolve_device(params.train.device), settings.methods)
@@ -236,12 +279,7 @@ def run(
 
     clock = time.perf_counter()
     predicted = roll_out_all(
-        predictors,
-        clips.cond,
-        settings.rollouts,
-        settings.n_frames,
-        params.train.blend_q,
-        settings.anchor,
+        predictors, clips.cond, settings.rollouts, params.train.blend_q, settings.anchor
     )
     write_table(
         rollouts_to_table(clips.clip_ids, predicted, predictions_schema(images.info)),
@@ -251,44 +289,84 @@ def run(
 
     decoded_rows = rows_to_decode(clips.split, settings.decode_clips)
     decoded_ids = [clips.clip_ids[row] for row in decoded_rows]
-    decoded_captions = [clips.captions[row] for row in decoded_rows]
     summary.decoded_clips = sum(clips.split[row] != PROMPT_SPLIT for row in decoded_rows)
+    truth_ids = [c for c in decoded_ids if c in clip_ids]
+    video_ids = [clips.clip_ids[row] for row in rows_to_decode(clips.split, settings.video_clips)]
+    video_ids = [c for c in video_ids if c in decoded_ids]
     to_decode = {key: rolled[decoded_rows] for key, rolled in predicted.items()}
+    to_decode[TRUTH_KEY] = true_embeddings(images, truth_ids, settings.n_frames)
     frames = read_frames(frames_path)
     retrieval = None
     if "retrieval" in settings.decoders:
         retrieval = retrieval_decoder(
             manifest, images, texts, frames, frames_path.parent, settings.size
         )
-    truth = truth_pictures(
-        [c for c in decoded_ids if c in clip_ids], frames, frames_path.parent, settings.size
+    true_pictures = truth_pictures(
+        [c for c in video_ids if c in clip_ids], frames, frames_path.parent, settings.size
     )
-    reencoded: dict[tuple[str, str, str], Tensor] = {}
+    captions = dict(zip(clips.clip_ids, clips.captions, strict=True))
+    reencoded: dict[tuple[str, ...], Tensor] = {}
     for name in settings.decoders:
         clock = time.perf_counter()
         decoder = build_decoder(name, backbone, params, retrieval)
         pictures, embedded = decode_distinct(
             decoder, to_decode, backbone, params.backbone.batch_size, progress
         )
-        for (method, kind), frames_embedded in embedded.items():
-            reencoded[(method, kind, name)] = frames_embedded
-        videos = write_videos(decoded_ids, pictures, name, out_dir / VIDEOS_DIR, settings.fps)
-        summary.videos += len(videos)
+        for key, frames_embedded in embedded.items():
+            reencoded[(*key, name)] = frames_embedded
+        decoded_truth = pictures.pop(TRUTH_KEY)
+        write_strips(decoded_ids, pictures, name, out_dir / STRIPS_DIR)
+        write_strips(truth_ids, {TRUTH_KEY: decoded_truth}, name, out_dir / STRIPS_DIR)
+        shown = {
+            key: videos[[decoded_ids.index(c) for c in video_ids]]
+            for key, videos in pictures.items()
+        }
+        shown_truth = [truth_ids.index(c) for c in video_ids if c in truth_ids]
+        written = write_videos(video_ids, shown, name, out_dir / VIDEOS_DIR, settings.fps)
+        written += write_videos(
+            [c for c in video_ids if c in truth_ids],
+            {TRUTH_KEY: decoded_truth[shown_truth]},
+            name,
+            out_dir / VIDEOS_DIR,
+            settings.fps,
+        )
+        summary.videos += len(written)
+        decoded_truth_by_clip = {truth_ids[i]: decoded_truth[i] for i in shown_truth}
         write_contact_sheets(
-            decoded_ids, decoded_captions, pictures, truth, name, out_dir / SHEETS_DIR
+            video_ids,
+            [captions[c] for c in video_ids],
+            shown,
+            true_pictures,
+            decoded_truth_by_clip,
+            name,
+            out_dir / SHEETS_DIR,
         )
         summary.seconds[f"decode_{name}"] = time.perf_counter() - clock
 
     if reencoded:
+        schema = decoded_schema(images.info)
+        methods = {key: value for key, value in reencoded.items() if key[0] != TRUTH_KEY[0]}
+        truth_rows = {key: value for key, value in reencoded.items() if key[0] == TRUTH_KEY[0]}
         write_table(
-            rollouts_to_table(decoded_ids, reencoded, decoded_schema(images.info)),
+            pa.concat_tables(
+                [
+                    rollouts_to_table(decoded_ids, methods, schema),
+                    rollouts_to_table(truth_ids, truth_rows, schema),
+                ]
+            ),
             out_dir / DECODED_TABLE,
         )
     write_json(
         {
             "n_frames": settings.n_frames,
             "clips": [
-                {"clip_id": c, "caption": caption, "split": s, "decoded": c in decoded_ids}
+                {
+                    "clip_id": c,
+                    "caption": caption,
+                    "split": s,
+                    "decoded": c in decoded_ids,
+                    "video": c in video_ids,
+                }
                 for c, caption, s in zip(clips.clip_ids, clips.captions, clips.split, strict=True)
             ],
         },

@@ -32,6 +32,7 @@ from nextframe.model.training import (
     EpochCallback,
     active_modes,
     plan_rows,
+    rises_from_times,
     score_methods,
     train_splitter,
 )
@@ -95,8 +96,10 @@ def clip_set(clip_ids: list[str], images: ImageEmbeddings, texts: TextEmbeddings
     slices, text_rows = images.clip_slices(), texts.index()
     counts = torch.tensor([slices[c].stop - slices[c].start for c in clip_ids], dtype=torch.int64)
     frames = torch.zeros(len(clip_ids), int(counts.max()), images.info.dim)  # [C, F, D]
+    times = torch.zeros(len(clip_ids), int(counts.max()), dtype=torch.float64)  # [C, F]
     for row, clip_id in enumerate(clip_ids):
         frames[row, : counts[row]] = images.embeddings[slices[clip_id]]
+        times[row, : counts[row]] = images.t_seconds[slices[clip_id]]
     rows = torch.tensor([text_rows[c] for c in clip_ids], dtype=torch.int64)
     return ClipSet(
         clip_ids=list(clip_ids),
@@ -105,6 +108,7 @@ def clip_set(clip_ids: list[str], images: ImageEmbeddings, texts: TextEmbeddings
         text_embed=texts.text_embed[rows].float(),
         frames=frames,
         n_frames=counts,
+        rises=rises_from_times(times, counts).float(),
     )
 
 
@@ -150,7 +154,10 @@ def run(
     """Load, fit baselines, train, score, and write models and metrics (see module doc)."""
     settings = params.train
     dataset = load_dataset(manifest_path, embeddings_dir)
-    fitted = baseline_models.fit_baselines(dataset.train.frames, dataset.train.n_frames)
+    train_set = dataset.train
+    fitted = baseline_models.fit_baselines(
+        train_set.frames, train_set.n_frames, train_set.rises, train_set.text_embed
+    )
     result = train_splitter(dataset.train, dataset.val, settings, on_epoch)
     device = resolve_device(settings.device)
     val_set = dataset.val.to(device)
