@@ -1,13 +1,15 @@
 """Frames per second of the embed stage: prefetching batches vs loading them in line.
 
 Writes ``--frames`` random PNGs (``--clips`` clips, ``--size`` px) and a manifest into a
-temporary folder and times ``embed`` with the tiny backbone, once per (batch size,
-prefetch depth) pair, each on a fresh output folder (so nothing is resumed). Reports the
-best of ``--repeats`` runs: frames/s counts only image encoding (PNG loading and
-preprocessing included), captions/s only the caption side (text tower and prior).
-"outside" is the share of the image side's wall time spent outside the model's forward
-pass (``encode_pixels`` calls timed against the whole image side): loading, decoding,
-preprocessing, digests and writing, as far as prefetching does not hide them.
+temporary folder and times ``embed`` with ``--backbone`` (the default ``toy``, or
+``kandinsky22-fixture``: the kandinsky22 code path on random toy-size components), once
+per (batch size, prefetch depth) pair, each on a fresh output folder (so nothing is
+resumed). Reports the best of ``--repeats`` runs: frames/s counts only image encoding
+(PNG loading and preprocessing included), captions/s only the caption side (text tower
+and prior). "outside" is the share of the image side's wall time spent outside the
+model's forward pass (``encode_pixels`` calls timed against the whole image side):
+loading, decoding, preprocessing, digests and writing, as far as prefetching does not
+hide them.
 
     python benchmarks/embed.py --frames 512 --size 64 --batch-sizes 1 --batch-sizes 32
 """
@@ -26,7 +28,8 @@ import torch
 import typer
 from PIL import Image
 
-from nextframe.backbones import tiny
+from nextframe.backbones import kandinsky_fixture
+from nextframe.backbones.toy import ToyBackbone
 from nextframe.backbones.unclip import UnclipBackbone
 from nextframe.config import BackboneParams, Params
 from nextframe.pipeline import embed
@@ -73,21 +76,26 @@ def make_inputs(root: Path, frames: int, clips: int, size: int) -> tuple[Path, P
 def forward_timer():
     """Yield a list that collects the wall seconds of every ``encode_pixels`` call."""
     seconds: list[float] = []
-    original = UnclipBackbone.encode_pixels
+    originals = {cls: cls.encode_pixels for cls in (ToyBackbone, UnclipBackbone)}
 
-    def timed(self, pixels):
-        started = time.perf_counter()
-        embeddings = original(self, pixels)
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)  # .cpu() syncs already; to be sure
-        seconds.append(time.perf_counter() - started)
-        return embeddings
+    def timer(original):
+        def timed(self, pixels):
+            started = time.perf_counter()
+            embeddings = original(self, pixels)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)  # .cpu() syncs already; to be sure
+            seconds.append(time.perf_counter() - started)
+            return embeddings
 
-    UnclipBackbone.encode_pixels = timed
+        return timed
+
+    for cls, original in originals.items():
+        cls.encode_pixels = timer(original)
     try:
         yield seconds
     finally:
-        UnclipBackbone.encode_pixels = original
+        for cls, original in originals.items():
+            cls.encode_pixels = original
 
 
 @app.command()
@@ -101,18 +109,21 @@ def main(
     prefetch: Annotated[list[int], typer.Option(help="prefetch depths (0: none)")] = [0, 2],  # noqa: B006
     device: Annotated[str, typer.Option(help="backbone.device")] = "auto",
     repeats: Annotated[int, typer.Option(help="runs per setting (best is kept)")] = 3,
+    backbone: Annotated[str, typer.Option(help="toy or kandinsky22-fixture")] = "toy",
 ) -> None:
-    tiny.ensure_tiny()  # build outside the timings
+    if backbone not in ("toy", "kandinsky22-fixture"):
+        raise typer.BadParameter(f"--backbone must be toy or kandinsky22-fixture, got {backbone!r}")
+    base = BackboneParams() if backbone == "toy" else kandinsky_fixture.backbone_params()
     with tempfile.TemporaryDirectory(prefix="nextframe-bench-") as tmp:
         root = Path(tmp)
         manifest, frames_parquet = make_inputs(root, frames, clips, size)
-        typer.echo(f"{frames} frames of {size}x{size} px, {clips} captions, tiny backbone")
+        typer.echo(f"{frames} frames of {size}x{size} px, {clips} captions, {backbone} backbone")
         typer.echo(
             f"{'batch':>5} {'prefetch':>8} {'frames/s':>9} {'captions/s':>10} "
             f"{'forward s':>9} {'image s':>7} {'outside':>7}"
         )
         for batch_size in batch_sizes:
-            params = BackboneParams(device=device, batch_size=batch_size)
+            params = base.model_copy(update={"device": device, "batch_size": batch_size})
             for depth in prefetch:
                 best_frames, best_captions, best = 0.0, 0.0, (0.0, float("inf"))
                 for repeat in range(repeats):

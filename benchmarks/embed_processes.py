@@ -1,4 +1,5 @@
-"""The embed stage on one process against several under a launcher (CPU, tiny backbone).
+"""The embed stage on one process against several under a launcher (CPU, the Kandinsky 2.2
+test fixture: kandinsky22's code at toy width).
 
 Writes ``--frames`` random PNGs in ``--clips`` clips (``benchmarks/embed.py``'s inputs) and
 runs ``stages/embed.py`` as DVC would, on a fresh output folder each time: once per
@@ -32,7 +33,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from embed import make_inputs
 
-from nextframe.backbones import tiny
+from nextframe.backbones import kandinsky_fixture
 from nextframe.distributed import LAUNCHER_ENV
 
 STAGE = Path(__file__).resolve().parents[1] / "stages" / "embed.py"
@@ -51,7 +52,9 @@ def children_cpu_seconds() -> float:
 def run_stage(root: Path, out_dir: Path, processes: int, threads: int, batch_size: int) -> dict:
     params = root / f"params-{processes}-{threads}.yaml"
     settings = {
-        "backbone": {"device": "cpu", "batch_size": batch_size},
+        "backbone": kandinsky_fixture.backbone_params(
+            device="cpu", batch_size=batch_size
+        ).model_dump(),
         "runtime": {"threads": threads},
     }
     params.write_text(yaml.safe_dump(settings))
@@ -107,7 +110,7 @@ def main(
     ] = None,
 ) -> None:
     extra_threads = extra_threads or []
-    tiny.ensure_tiny()  # build outside the timings
+    kandinsky_fixture.ensure_fixture()  # build outside the timings
     with tempfile.TemporaryDirectory(prefix="nextframe-bench-") as tmp:
         root = Path(tmp)
         make_inputs(root, frames, clips, size)

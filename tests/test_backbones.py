@@ -1,7 +1,9 @@
-"""The backbone interface on the tiny backbone: shapes, determinism, no collapse, decoding.
+"""The kandinsky22 code path on its test fixture: shapes, determinism, no collapse, decoding.
 
-The tiny backbone runs every line the real Kandinsky 2.2 one runs (same classes, same
-loading code), so these tests cover ``kandinsky22`` too, through local folders.
+The fixture (``backbones.kandinsky_fixture``) is Kandinsky 2.2's classes at toy size with
+random weights, saved in the hub's folder layout; loaded with ``backbone.name:
+kandinsky22`` and the folders as ``prior_model`` / ``decoder_model``, it runs every line
+the real Kandinsky 2.2 backbone runs. The toy backbone has its own tests (test_toy.py).
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ import pytest
 import torch
 from PIL import Image
 
-from nextframe.backbones import Backbone, load_backbone, tiny
+from nextframe.backbones import Backbone, kandinsky_fixture, load_backbone
+from nextframe.backbones.kandinsky_fixture import DIM, TEXT_LENGTH
+from nextframe.backbones.unclip import UnclipBackbone
 from nextframe.config import BackboneParams, SyntheticParams
 from nextframe.data.synthetic import make_specs, render_clip
 from nextframe.device import resolve_device, resolve_dtype
 from nextframe.errors import UserError
 
-CPU = BackboneParams(device="cpu", prior_steps=3)
+CPU = {"device": "cpu", "prior_steps": 3}
 CAPTIONS = [
     "a red circle moves from left to right on a gray background",
     "a blue square grows on a black background",
@@ -51,40 +55,38 @@ SCENES = [
 
 @pytest.fixture(scope="module")
 def backbone() -> Backbone:
-    return load_backbone(CPU)
+    return load_backbone(kandinsky_fixture.backbone_params(**CPU))
 
 
-def test_tiny_is_built_once_and_reused(backbone: Backbone, monkeypatch) -> None:
-    first = tiny.ensure_tiny()
+def test_fixture_is_built_once_and_reused(backbone: Backbone, monkeypatch) -> None:
+    first = kandinsky_fixture.ensure_fixture()
 
     def fail() -> None:
-        raise AssertionError("ensure_tiny rebuilt a backbone that was already cached")
+        raise AssertionError("ensure_fixture rebuilt components that were already cached")
 
-    monkeypatch.setattr(tiny, "build_prior", fail)
-    monkeypatch.setattr(tiny, "build_decoder", fail)
-    assert tiny.ensure_tiny() == first
-    assert first[0].parent == tiny.tiny_dir()
+    monkeypatch.setattr(kandinsky_fixture, "build_prior", fail)
+    monkeypatch.setattr(kandinsky_fixture, "build_decoder", fail)
+    assert kandinsky_fixture.ensure_fixture() == first
+    assert first[0].parent == kandinsky_fixture.fixture_dir()
     assert not [path for path in first[0].parent.parent.iterdir() if path.name.startswith(".")]
 
 
 def test_interface_shapes_and_info(backbone: Backbone) -> None:
-    assert (backbone.name, backbone.dim, backbone.text_length) == (
-        "tiny",
-        tiny.DIM,
-        tiny.TEXT_LENGTH,
-    )
-    assert backbone.info.backbone == "tiny" and backbone.info.dim == tiny.DIM
+    assert isinstance(backbone, UnclipBackbone) and isinstance(backbone, Backbone)
+    assert (backbone.name, backbone.dim, backbone.text_length) == ("kandinsky22", DIM, TEXT_LENGTH)
+    assert backbone.info.backbone == "kandinsky22" and backbone.info.dim == DIM
+    assert backbone.model_ids["prior"] == str(kandinsky_fixture.fixture_dir() / "prior")
     assert not backbone.info.normalized
     image_embeds = backbone.encode_images(SCENES)
-    assert image_embeds.shape == (len(SCENES), tiny.DIM)
+    assert image_embeds.shape == (len(SCENES), DIM)
     assert image_embeds.dtype == torch.float32 and torch.isfinite(image_embeds).all()
     encoding = backbone.encode_texts(CAPTIONS)
-    assert encoding.text_embed.shape == (3, tiny.DIM)
-    assert encoding.hidden_states.shape == (3, tiny.TEXT_LENGTH, tiny.DIM)
-    assert encoding.prior_embed.shape == (3, tiny.DIM)
+    assert encoding.text_embed.shape == (3, DIM)
+    assert encoding.hidden_states.shape == (3, TEXT_LENGTH, DIM)
+    assert encoding.prior_embed.shape == (3, DIM)
     for tensor in (encoding.text_embed, encoding.hidden_states, encoding.prior_embed):
         assert tensor.dtype == torch.float32 and torch.isfinite(tensor).all()
-    assert backbone.negative_embed().shape == (tiny.DIM,)
+    assert backbone.negative_embed().shape == (DIM,)
 
 
 def test_prior_embed_is_alive_and_follows_the_caption(backbone: Backbone) -> None:
@@ -103,7 +105,7 @@ def test_caption_encoding_does_not_depend_on_its_batch(backbone: Backbone) -> No
 
 
 def test_two_loads_give_identical_embeddings(backbone: Backbone) -> None:
-    again = load_backbone(CPU)
+    again = load_backbone(kandinsky_fixture.backbone_params(**CPU))
     assert torch.equal(again.encode_images(SCENES), backbone.encode_images(SCENES))
     assert torch.equal(
         again.encode_texts(CAPTIONS).prior_embed, backbone.encode_texts(CAPTIONS).prior_embed
@@ -130,32 +132,12 @@ def test_decode_size_and_determinism(backbone: Backbone) -> None:
     assert not np.array_equal(pixels[0], pixels[1])
 
 
-def test_kandinsky22_loads_local_folders_like_tiny(backbone: Backbone) -> None:
-    prior_dir, decoder_dir = tiny.ensure_tiny()
-    params = CPU.model_copy(
-        update={
-            "name": "kandinsky22",
-            "prior_model": str(prior_dir),
-            "decoder_model": str(decoder_dir),
-        }
-    )
-    local = load_backbone(params)
-    assert local.name == "kandinsky22"
-    assert local.model_ids["prior"] == str(prior_dir)
-    assert torch.equal(local.encode_images(SCENES), backbone.encode_images(SCENES))
-    torch.testing.assert_close(
-        local.encode_texts(CAPTIONS).prior_embed, backbone.encode_texts(CAPTIONS).prior_embed
-    )
-
-
 def test_unknown_model_offline_names_the_key(tmp_path) -> None:
-    params = CPU.model_copy(
-        update={"name": "kandinsky22", "prior_model": "nextframe-tests/no-such-prior"}
-    )
+    params = BackboneParams(name="kandinsky22", prior_model="nextframe-tests/no-such-prior", **CPU)
     with pytest.raises(UserError, match=r"backbone\.prior_model"):
         load_backbone(params)
-    missing_folder = CPU.model_copy(
-        update={"name": "kandinsky22", "prior_model": str(tmp_path / "missing")}
+    missing_folder = BackboneParams(
+        name="kandinsky22", prior_model=str(tmp_path / "missing"), **CPU
     )
     with pytest.raises(UserError, match=r"backbone\.prior_model"):
         load_backbone(missing_folder)

@@ -18,7 +18,7 @@ def test_shipped_params_file_is_valid_and_complete() -> None:
     # every section the code knows is spelled out in the file, so users see every knob
     assert set(raw) == set(Params.model_fields)
     assert params.download.source == "synthetic"
-    assert params.backbone.name == "tiny"
+    assert params.backbone.name == "toy"
 
 
 @pytest.mark.parametrize(
@@ -31,7 +31,7 @@ def test_shipped_params_file_is_valid_and_complete() -> None:
         ({"train": {"modes": ["sideways"]}}, "train.modes.0", "'normal'"),
         ({"train": {"splitter": {"widths": [8, 4]}}}, "train.splitter", "last width must be 1"),
         ({"download": {"split": {"val": 0.6, "test": 0.5}}}, "download.split", "below 1"),
-        ({"backbone": {"nmae": "tiny"}}, "backbone.nmae", "Extra inputs"),
+        ({"backbone": {"nmae": "toy"}}, "backbone.nmae", "Extra inputs"),
         ({"generate": {"n_frames": "many"}}, "generate.n_frames", "valid integer"),
         (
             {"download": {"tgif": {"min_frames": 80}}},

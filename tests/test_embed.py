@@ -14,7 +14,7 @@ from PIL import Image
 from stage_scripts import load_stage
 from typer.testing import CliRunner
 
-from nextframe.backbones import Backbone, load_backbone
+from nextframe.backbones import Backbone, kandinsky_fixture, load_backbone
 from nextframe.backbones.unclip import UnclipBackbone
 from nextframe.config import BackboneParams, Params
 from nextframe.errors import UserError
@@ -32,7 +32,9 @@ from nextframe.store import (
 )
 
 # 12 frames in batches of 5: batches cross clip boundaries and the last one is short.
-PARAMS = BackboneParams(device="cpu", batch_size=5, prior_steps=2)
+# The kandinsky22 code path (on its test fixture): it has prior settings that matter; the
+# stage CLI test below runs the default (toy) backbone.
+PARAMS = kandinsky_fixture.backbone_params(device="cpu", batch_size=5, prior_steps=2)
 CLIPS = {"clip_b": 5, "clip_a": 4, "clip_c": 3}  # clip_id -> frames (unsorted on purpose)
 CAPTIONS = {
     "clip_a": "a red circle moves from left to right on a gray background",
@@ -137,7 +139,7 @@ def test_tables_match_direct_encoding_in_sorted_order(
     )
 
     images = read_image_embeddings(out_dir / IMAGES_TABLE)
-    assert images.info.backbone == "tiny" and images.info.dim == backbone.dim
+    assert images.info.backbone == "kandinsky22" and images.info.dim == backbone.dim
     assert images.info.model_ids == backbone.model_ids
     assert images.embeddings.shape == (12, backbone.dim)
     assert torch.equal(images.t_seconds, torch.tensor([k / 4 for _, k in expected_order]).double())

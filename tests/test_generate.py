@@ -579,16 +579,15 @@ def test_evaluate_needs_generate_output(tmp_path: Path) -> None:
         )
 
 
-def test_tiny_backbone_diffusion_decode_keeps_latents_fixed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """With the real tiny backbone: same embedding twice -> identical frames; sizes as asked."""
-    from nextframe import backbones
+@pytest.mark.parametrize("name", ["toy", "kandinsky22"])
+def test_backbone_decoder_keeps_latents_fixed(name: str) -> None:
+    """With a real backbone (toy; kandinsky22 on its test fixture): the same embedding twice
+    -> identical frames; another embedding -> other frames; sizes as asked."""
+    from nextframe.backbones import kandinsky_fixture, load_backbone
     from nextframe.config import BackboneParams
 
-    monkeypatch.setenv("NEXTFRAME_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    backbone = backbones.load_backbone(BackboneParams(name="tiny"))
+    params = BackboneParams() if name == "toy" else kandinsky_fixture.backbone_params()
+    backbone = load_backbone(params)
     embeds = backbone.encode_images([solid((200, 10, 10), 32), solid((10, 10, 200), 32)])
     decoder = BackboneDecoder(backbone, size=32, steps=2, guidance=4.0, seed=0, batch_size=2)
     frames = decoder.decode(torch.cat([embeds[:1], embeds[:1], embeds[1:]]))

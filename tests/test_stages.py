@@ -84,8 +84,22 @@ def _imports(path: Path) -> set[Path]:
     return files
 
 
+def _data_files(path: Path) -> set[Path]:
+    """Package files other than modules that ``path`` names, relative to the package
+    (``"backbones/weights/toy.safetensors"``): what it reads, such as trained weights."""
+    return {
+        SRC / "nextframe" / node.value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and re.fullmatch(r"[\w./-]+/[\w.-]+\.(?!py$)\w+", node.value)
+        and (SRC / "nextframe" / node.value).is_file()
+    }
+
+
 def code_closure(script: Path) -> set[str]:
-    """The stage script and every project module it runs, as dvc.yaml paths."""
+    """The stage script, every project module it runs and the package files they read, as
+    dvc.yaml paths."""
     seen: set[Path] = set()
     todo = [script]
     while todo:
@@ -93,7 +107,8 @@ def code_closure(script: Path) -> set[str]:
         if path not in seen:
             seen.add(path)
             todo.extend(_imports(path) - seen)
-    return {path.relative_to(REPO).as_posix() for path in seen}
+    data = set().union(*(_data_files(path) for path in seen))
+    return {path.relative_to(REPO).as_posix() for path in seen | data}
 
 
 @pytest.mark.parametrize("stage", STAGES)

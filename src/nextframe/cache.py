@@ -1,6 +1,6 @@
 """The machine-wide cache for what is expensive to get and not an experiment's output.
 
-Built tiny backbones, downloaded archives and index files live here, outside every DVC
+The kandinsky22 test fixture, downloaded archives and index files live here, outside every DVC
 output: DVC deletes a stage's outputs before rerunning it, so a 3 GiB archive kept inside
 ``data/raw`` would be fetched again on every change, and pushed to the remote on every push.
 ``$NEXTFRAME_CACHE`` moves it (default ``~/.cache/nextframe``).

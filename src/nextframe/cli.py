@@ -11,6 +11,8 @@ from nextframe.config import load_params
 from nextframe.errors import UserError, report_user_errors
 
 app = typer.Typer(add_completion=False, help="nextframe: text-to-video by steps in time.")
+backbone_app = typer.Typer(add_completion=False, help="Backbones: build the toy one.")
+app.add_typer(backbone_app, name="backbone")
 
 
 @app.callback()
@@ -72,3 +74,48 @@ def sample(
         outputs=PipelineOutputs(manifest=manifest, embeddings=embeddings, frames=frames_table),
     )
     typer.echo(f"wrote {written} ({frames} frames, {method} {rollout}, {chosen} decoder)")
+
+
+@backbone_app.command("build")
+@report_user_errors
+def backbone_build(
+    name: Annotated[str, typer.Argument(help="the backbone to build: toy")] = "toy",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="weights file to write (default: the one the package ships)"),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="build into a temporary file and check it is byte-identical to --out "
+            "(default: the shipped file); writes nothing",
+        ),
+    ] = False,
+) -> None:
+    """Train the toy backbone from its recipe (a few minutes on 2 CPU cores)."""
+    import tempfile
+
+    from nextframe.backbones.toy import RECIPE, WEIGHTS
+    from nextframe.backbones.toy.build import build_weights
+    from nextframe.tracking import stage_run
+
+    if name != "toy":
+        raise UserError(f"can build the toy backbone only, got {name!r}: use 'toy'")
+    target = out or WEIGHTS
+    with tempfile.TemporaryDirectory(prefix="nextframe-toy-") as folder:
+        built = Path(folder) / target.name if check else target
+        with stage_run("backbone_build", RECIPE.to_dict()) as run:
+            build_weights(RECIPE, built, log=run.log_metrics)
+        if check:
+            if not target.is_file():
+                raise UserError(f"--check: {target} does not exist; build it first (no --check)")
+            if built.read_bytes() != target.read_bytes():
+                raise UserError(
+                    f"--check: the rebuilt weights differ from {target} (recipe "
+                    f"{RECIPE.digest()}); another CPU or torch build can change the last bits, "
+                    "else the recipe's code changed without its VERSION: rebuild (no --check)"
+                )
+            typer.echo(f"ok: rebuilt weights are byte-identical to {target}")
+            return
+    typer.echo(f"wrote {target} (recipe {RECIPE.digest()})")

@@ -190,8 +190,8 @@ class SelectFramesParams(Section):
 
 
 class BackboneParams(Section):
-    name: Literal["tiny", "kandinsky22"] = "tiny"
-    """the unCLIP model: tiny (offline) or kandinsky22 (Kandinsky 2.2, GPU)"""
+    name: Literal["toy", "kandinsky22"] = "toy"
+    """toy (trained on synthetic clips, offline) or kandinsky22 (Kandinsky 2.2, GPU)"""
     prior_model: str = "kandinsky-community/kandinsky-2-2-prior"
     """kandinsky22's prior: a hub id or a local folder"""
     decoder_model: str = "kandinsky-community/kandinsky-2-2-decoder"

@@ -4,10 +4,10 @@
   the training split's image embeddings, L2-normalised once into one ``[N, D]`` tensor;
   a batch of queries is one matrix product and an argmax. Instant and offline, and a
   readable preview of what a predicted embedding "means" even when the backbone's own
-  decoder draws noise (the tiny backbone).
-- ``backbone``: the backbone's own decoder (Kandinsky's diffusion decoder, the toy's
-  convolutional one), with the same seed and initial latents
-  for every row, so only the embedding changes between the frames of a video.
+  decoder draws noise (the kandinsky22 test fixture).
+- ``backbone``: the backbone's own decoder (Kandinsky's diffusion decoder, with the same
+  seed and initial latents for every row, so only the embedding changes between the
+  frames of a video; the toy's deterministic mask decoder).
 
 Both return ``[N, size, size, 3]`` uint8 frames, ready for ``render.write_videos``.
 ``decode_distinct`` decodes a set of rollouts and re-encodes the pictures with the backbone

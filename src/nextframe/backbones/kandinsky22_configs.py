@@ -18,7 +18,7 @@ The configurations, and where each comes from:
 - MoVQ: the conversion script's ``MOVQ_CONFIG``, as in the decoder repository's
   ``movq/config.json`` (blocks 128, 256, 256, 512; 16384 codes of 4).
 - Schedulers and the image processor: as in the two repositories (the same values the
-  tiny backbone uses).
+  Kandinsky test fixture uses).
 
 ``PUBLISHED_PARAMETERS`` are the sizes the authors give, to compare the builds against:
 open_clip's ``docs/model_profile.csv`` for the two towers (1844.91M and 694.66M) and the
@@ -51,7 +51,7 @@ from transformers import (
     CLIPVisionModelWithProjection,
 )
 
-from nextframe.backbones.tiny import DECODER_SCHEDULER_CONFIG, PRIOR_SCHEDULER_CONFIG
+from nextframe.backbones.kandinsky_fixture import DECODER_SCHEDULER_CONFIG, PRIOR_SCHEDULER_CONFIG
 from nextframe.backbones.unclip import UnclipBackbone
 from nextframe.backbones.vocabulary import build_tokenizer
 

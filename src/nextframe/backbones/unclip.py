@@ -4,8 +4,9 @@ The prior repository holds the CLIP text and image towers (with projections), th
 tokenizer, the image processor and the diffusion prior; the decoder repository holds the
 UNet, MoVQ and their scheduler. ``load_unclip`` loads both with ``from_pretrained`` from a
 hub id or a local folder, and ``UnclipBackbone`` composes them behind the project's
-interface. The tiny and the real backbone differ only in where the folders come from, so a
-test on the tiny one runs every line the real one runs.
+interface (``base.Backbone``). The real repositories and the test fixture (random
+components at toy size in the same folder layout, ``kandinsky_fixture``) differ only in
+where the folders come from, so a test on the fixture runs every line the real one runs.
 
 Randomness is per row, never per batch: the prior's noise for a caption comes from a
 generator seeded by (seed, caption), and every decoded row gets a generator seeded by the
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -27,18 +27,10 @@ from PIL import Image
 from torch import Tensor
 from transformers import CLIPImageProcessorPil
 
+from nextframe.backbones.base import TextEncoding
 from nextframe.device import resolve_device, resolve_dtype
 from nextframe.errors import UserError
 from nextframe.store import EmbeddingInfo
-
-
-@dataclass(frozen=True)
-class TextEncoding:
-    """What the backbone makes of a batch of captions (CPU tensors)."""
-
-    text_embed: Tensor  # [N, D] float32, CLIP text projection
-    hidden_states: Tensor  # [N, T, D] float32, last hidden state of the text tower
-    prior_embed: Tensor  # [N, D] float32, the prior's image embedding for the caption
 
 
 def caption_seed(seed: int, caption: str) -> int:

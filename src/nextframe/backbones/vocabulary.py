@@ -1,7 +1,8 @@
-"""A CLIP tokenizer vocabulary the project generates itself, for the tiny backbone.
+"""A CLIP tokenizer vocabulary the project generates itself, for the toy backbone and the
+kandinsky22 test fixture.
 
 The real CLIP vocabulary (49,408 tokens) cannot be downloaded here and would dwarf the
-tiny text tower, so the tiny backbone gets a byte-level BPE vocabulary of its own: every
+small text towers, so they get a byte-level BPE vocabulary of their own: every
 byte (so any caption encodes, nothing is ever unknown), plus merges that turn the words
 of the captions this project writes (shapes, colours, motions, directions) into single
 tokens, so the text tower sees words rather than letters. The format is CLIP's exactly:

@@ -1,21 +1,23 @@
-"""The tiny backbone: Kandinsky 2.2's classes at toy sizes, random but fixed weights.
+"""A test fixture: Kandinsky 2.2's components at toy size, random but fixed weights.
 
-It exists so the whole pipeline runs offline in seconds and every stage's code path is
-the real one. The components (CLIP text and vision towers with projections, the unCLIP
-prior and its scheduler, the decoder UNet, MoVQ and its scheduler, a tokenizer over a
-vocabulary the project generates) are built from small configs with a fixed seed, saved
-with ``save_pretrained`` into two folders laid out exactly like the hub repositories
-``kandinsky-2-2-prior`` and ``kandinsky-2-2-decoder``, and then loaded by the very code
-that loads the real ones (``unclip.load_unclip``).
+It keeps the ``kandinsky22`` code path exercised offline: the components (CLIP text and
+vision towers with projections, the unCLIP prior and its scheduler, the decoder UNet,
+MoVQ and its scheduler, a tokenizer over a vocabulary the project generates) are built
+from small configs with a fixed seed and saved with ``save_pretrained`` into two folders
+laid out exactly like the hub repositories ``kandinsky-2-2-prior`` and
+``kandinsky-2-2-decoder``; tests point ``backbone.prior_model`` and
+``backbone.decoder_model`` at them and load them with ``backbone.name: kandinsky22``, by
+the very code that loads the real ones (``unclip.load_unclip``). It is not a backbone a
+user picks: its decoder paints noise by construction (``toy`` is the offline default).
 
 Random towers at the default initialisation map every synthetic frame to nearly one
-direction (mean pairwise cosine 0.997 between frames of different clips), which would make
-every later metric meaningless; ``INIT_FACTOR`` scales the initialisation up until the
-embeddings follow the pixels (a test keeps that true). The pictures it decodes are noise
-by construction.
+direction (mean pairwise cosine 0.997 between frames of different clips), which would
+make the fixture's outputs useless for testing that embeddings follow pixels;
+``INIT_FACTOR`` scales the initialisation up until they do.
 
 The folder name carries a digest of everything that goes into the build, so changing a
-config here builds a new folder instead of silently reusing a stale one.
+config here builds a new folder instead of silently reusing a stale one; it lives in
+``$NEXTFRAME_CACHE``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from transformers import (
 
 from nextframe.backbones.vocabulary import WORDS, build_tokenizer
 from nextframe.cache import cache_root
+from nextframe.config import BackboneParams
 
 SEED = 0
 DIM = 64  # D: text hidden size == projection dim == image projection dim
@@ -164,8 +167,8 @@ def version() -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def tiny_dir() -> Path:
-    return cache_root() / f"tiny-{version()}"
+def fixture_dir() -> Path:
+    return cache_root() / f"kandinsky22-fixture-{version()}"
 
 
 def build_prior() -> KandinskyV22PriorPipeline:
@@ -204,14 +207,14 @@ def build_decoder() -> KandinskyV22Pipeline:
     )
 
 
-def ensure_tiny() -> tuple[Path, Path]:
+def ensure_fixture() -> tuple[Path, Path]:
     """The (prior, decoder) folders, built and saved on first use.
 
     Built into a private temporary folder and renamed into place, so two processes that
     start at once (two DVC stages, parallel tests) never see a half-written folder: the
     loser of the rename race throws its copy away and uses the winner's.
     """
-    target = tiny_dir()
+    target = fixture_dir()
     if not target.is_dir():
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -227,3 +230,11 @@ def ensure_tiny() -> tuple[Path, Path]:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target / "prior", target / "decoder"
+
+
+def backbone_params(**settings) -> BackboneParams:
+    """``backbone`` params that load the fixture as ``kandinsky22`` (built on first use)."""
+    prior_dir, decoder_dir = ensure_fixture()
+    return BackboneParams(
+        name="kandinsky22", prior_model=str(prior_dir), decoder_model=str(decoder_dir), **settings
+    )
