@@ -56,11 +56,11 @@ def test_sample_writes_a_video_with_the_requested_frames(
     assert video.frames.shape == (6, 32, 32, 3)
 
 
-def test_sample_step_rollout_with_a_baseline(project) -> None:
+def test_sample_chain_rollout_with_a_baseline(project) -> None:
     options, root = project
     out = root / "linear.gif"
     args = ["sample", "a dot", "--frames", "3", "--out", str(out), "--method", "linear"]
-    result = runner.invoke(app, [*args, "--rollout", "step", *options])
+    result = runner.invoke(app, [*args, "--rollout", "chain", *options])
     assert result.exit_code == 0, result.output
     assert read_video(out).n_frames == 3
 
@@ -71,7 +71,7 @@ def test_sample_step_rollout_with_a_baseline(project) -> None:
         (["--out", "clip.avi"], ".gif or .mp4"),
         (["--method", "magic"], "--method: unknown ['magic']"),
         (["--decoder", "paint"], "retrieval or backbone"),
-        (["--rollout", "zigzag"], "chain or step"),
+        (["--rollout", "zigzag"], "step or chain"),
     ],
 )
 def test_sample_reports_bad_options_without_a_traceback(project, extra, message) -> None:

@@ -194,6 +194,8 @@ def test_scores_have_every_documented_key_and_paired_differences_are_per_clip(tm
 
     top = headline({"n_clips": 5.0, **metrics}, decoder="retrieval")
     assert len(top) <= 30
+    # per method, not per paired difference (whose intervals stay in the full file)
+    assert not [key for key in top if "-" in key.split(".")[0]]
     assert top["splitter.step.cos_mean.worst_paired_low"] == pytest.approx(
         metrics["splitter-copy_start.step.cos_mean.ci_low"]
     )

@@ -31,14 +31,24 @@ def sample(
         "sample.gif"
     ),
     method: Annotated[
-        str, typer.Option(help="splitter or a baseline: copy_start, linear, slerp")
+        str,
+        typer.Option(
+            help="splitter or a baseline: copy_start, mean_frame, nearest_clip, linear, slerp"
+        ),
     ] = "splitter",
     rollout: Annotated[
-        str, typer.Option(help="chain (frame from frame) or step (one-shot)")
-    ] = "chain",
+        str,
+        typer.Option(
+            help="step (every frame from the start: the one the default model is best at) "
+            "or chain (frame from frame)"
+        ),
+    ] = "step",
     decoder: Annotated[
-        str | None, typer.Option(help="retrieval or backbone; default: first of generate.decoders")
-    ] = None,
+        str,
+        typer.Option(
+            help="backbone (draws the embedding) or retrieval (the nearest training frame)"
+        ),
+    ] = "backbone",
     models: Annotated[Path, typer.Option(help="models folder written by the train stage")] = Path(
         "models"
     ),
@@ -59,9 +69,9 @@ def sample(
     from nextframe.sample import PipelineOutputs, sample_video
 
     if rollout not in ("chain", "step"):
-        raise UserError(f"--rollout must be chain or step, got {rollout!r}")
+        raise UserError(f"--rollout must be step or chain, got {rollout!r}")
     params = load_params(params_file)
-    chosen = decoder or (params.generate.decoders[0] if params.generate.decoders else "retrieval")
+    chosen = decoder
     written = sample_video(
         caption,
         out,

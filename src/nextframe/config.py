@@ -248,7 +248,7 @@ class SplitterParams(Section):
 
 class LossWeights(Section):
     mse: NonNegativeFloat = 1.0
-    """weight of the MSE between predicted and true change"""
+    """weight of the squared error of the change, relative to the targets' squared norm"""
     cos: NonNegativeFloat = 1.0
     """weight of 1 - cos(predicted change, true change)"""
     rot: NonNegativeFloat = 0.1

@@ -273,18 +273,22 @@ def curves_of(metrics: dict[str, float], horizon: int) -> dict[str, list[float]]
 
 
 def headline(metrics: dict[str, float], decoder: str) -> dict[str, float]:
-    """The few numbers of ``metrics/evaluate.json`` (every interval and per-step value
-    stays in the full file): the clip count; per method, the mean cosine over the horizon
-    of both rollouts and, decoded by ``decoder``, the step rollout's direction accuracy;
-    the splitter's motion scores and decoded trajectory errors; the decoder's ceiling on
-    the true embeddings; and, per rollout, the lowest lower bound of the splitter's paired
-    advantage in mean cosine over every other method (above 0: it beats them all)."""
-    methods = sorted({key.split(".")[0] for key in metrics if key.endswith(".step.cos_mean")})
+    """The few numbers of ``metrics/evaluate.json`` (every interval, per-step value and
+    chain score of a baseline stays in the full file): the clip count; per method, the step
+    rollout's mean cosine over the horizon and, decoded by ``decoder``, its direction
+    accuracy and displacement error; the splitter's chain cosine, motion scores, decoded
+    centroid error and PSNR; the decoder's ceiling on the true embeddings; and, per
+    rollout, the lowest lower bound of the splitter's paired advantage in mean cosine over
+    every other method (above 0: it beats them all)."""
+    methods = sorted(  # not the paired differences, "splitter-<method>.step.cos_mean"
+        {key.split(".")[0] for key in metrics if key.endswith(".step.cos_mean") and "-" not in key}
+    )
     top = {"n_clips": metrics["n_clips"]}
     for method in methods:
-        for kind in ("step", "chain"):
-            top[f"{method}.{kind}.cos_mean"] = metrics.get(f"{method}.{kind}.cos_mean")
-        top[f"{method}.step.direction_acc"] = metrics.get(f"{method}.step.{decoder}.direction_acc")
+        top[f"{method}.step.cos_mean"] = metrics.get(f"{method}.step.cos_mean")
+        for metric in ("direction_acc", "displacement_err"):
+            top[f"{method}.step.{metric}"] = metrics.get(f"{method}.step.{decoder}.{metric}")
+    top[f"{REFERENCE}.chain.cos_mean"] = metrics.get(f"{REFERENCE}.chain.cos_mean")
     for kind in ("step", "chain"):
         top[f"{REFERENCE}.{kind}.motion_mean"] = metrics.get(f"{REFERENCE}.{kind}.motion_mean")
         lows = [
@@ -293,7 +297,7 @@ def headline(metrics: dict[str, float], decoder: str) -> dict[str, float]:
             if key.startswith(f"{REFERENCE}-") and key.endswith(f".{kind}.cos_mean.ci_low")
         ]
         top[f"{REFERENCE}.{kind}.cos_mean.worst_paired_low"] = min(lows) if lows else None
-    for metric in ("centroid_err", "displacement_err", "psnr"):
+    for metric in ("centroid_err", "psnr"):
         top[f"{REFERENCE}.step.{metric}"] = metrics.get(f"{REFERENCE}.step.{decoder}.{metric}")
     for metric in ("psnr", "centroid_err"):
         top[f"truth.{metric}"] = metrics.get(f"truth.step.{decoder}.{metric}")

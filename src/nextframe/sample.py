@@ -1,7 +1,7 @@
 """``nextframe sample``: a video for any caption from the trained models, outside the pipeline.
 
 The caption is encoded by the backbone in ``params.backbone``, rolled out from its prior
-embedding by one method (chain by default: each frame from the last), decoded, and written
+embedding by one method (step by default: every frame from the start), decoded, and written
 as GIF or MP4 (by the suffix of ``out``). It goes through the same functions as the
 generate stage (``prompt_batch``, ``roll_out_all``, ``build_decoder``); the retrieval
 decoder reads the training split's frames from the pipeline's outputs.

@@ -46,10 +46,17 @@ class LossTerms:
 def change_loss(
     start: Tensor, prediction: Tensor, target: Tensor, weights: LossWeights, probe: Tensor
 ) -> LossTerms:
-    """The composite loss for a batch: start, prediction, target [B, D]; probe [D]."""
+    """The composite loss for a batch: start, prediction, target [B, D]; probe [D].
+
+    ``mse`` is the batch's squared error relative to the targets' squared norm,
+    ``sum |d - d'|^2 / sum |target|^2``: a mean over B x D entries would shrink with D
+    (unit embeddings have entries of size 1/sqrt(D)) and vanish beside ``cos`` and ``rot``,
+    so that the size of the change is never learned; relative, it weighs the same at
+    D = 128 as at D = 1280."""
     true_change = start - target  # [B, D]
     predicted_change = start - prediction  # [B, D]
-    mse = ((true_change - predicted_change) ** 2).mean()
+    error = (true_change - predicted_change).square().sum()
+    mse = error / target.square().sum().clamp(min=1e-12)
     cos = (1 - rotation.cosine(true_change, predicted_change)).mean()
     rot = rotation.rotation_loss(true_change, predicted_change, probe).mean()
     total = weights.mse * mse + weights.cos * cos + weights.rot * rot
