@@ -344,7 +344,7 @@ def test_fifty_mixed_faults_through_eight_workers_are_all_accounted_for(
         ),
         "failed:not_a_gif": lambda i: Route(b"<html>gone</html>"),
         "failed:truncated": lambda i: Route(gif_bytes(tmp_path, moving(6), "t"), truncate=True),
-        "failed:timeout": lambda i: Route(b"GIF89a", delay_s=1.0),
+        "failed:timeout": lambda i: Route(b"GIF89a", delay_s=4.0),
         "failed:wrong_image_format": lambda i: Route(still("PNG")),
         "failed:too_large": lambda i: Route(bytes(2_000_000), omit_length=True),
     }
@@ -356,7 +356,8 @@ def test_fifty_mixed_faults_through_eight_workers_are_all_accounted_for(
         gifs[f"{name}{i}"] = faults[status](i)
         expected[f"{name}{i}"] = status
     published = publish(server, gifs, {})
-    eight = HttpParams(workers=8, timeout_s=0.3, retries=1, backoff_s=0.0, max_bytes=1_000_000)
+    # a timeout well above a loaded machine's response time (0.3 s timed out a 500 once)
+    eight = HttpParams(workers=8, timeout_s=1.5, retries=1, backoff_s=0.0, max_bytes=1_000_000)
     out_dir = tmp_path / "raw"
     started = time.monotonic()
     result = tgif.collect(params(published, http=eight, limit=50), out_dir)
