@@ -115,7 +115,14 @@ def test_repro_writes_finite_headline_and_full_metrics(reproduced: Path) -> None
     horizon = yaml.safe_load((reproduced / "params.yaml").read_text())["evaluate"]["horizon"]
     for key, value in full.items():
         assert isinstance(value, (int, float)) and math.isfinite(value), key
-    assert all(full[key] == value for key, value in metrics.items())
+    decoded = {  # the headline names decoded scores without the decoder: backbone's
+        key.replace(".step.backbone.", ".step.").replace("truth.step.", "truth."): value
+        for key, value in full.items()
+        if ".step.backbone." in key
+    }
+    for key, value in metrics.items():
+        if not key.endswith("worst_paired_low"):  # a minimum over the full file's bounds
+            assert value == full.get(key, decoded.get(key)), key
     for method in ("splitter", "copy_start", "linear", "slerp"):
         for rollout in ("chain", "step"):
             for h in (1, horizon):
