@@ -29,28 +29,12 @@ with transformers; the embedding table keeps CLIP's 49408 rows, so sizes are the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-from diffusers import (
-    DDPMScheduler,
-    KandinskyV22Pipeline,
-    KandinskyV22PriorPipeline,
-    PriorTransformer,
-    UnCLIPScheduler,
-    UNet2DConditionModel,
-    VQModel,
-)
-from transformers import (
-    CLIPImageProcessorPil,
-    CLIPTextConfig,
-    CLIPTextModelWithProjection,
-    CLIPVisionConfig,
-    CLIPVisionModelWithProjection,
-)
+from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline
 
+from nextframe.backbones.kandinsky22_assembly import assemble_decoder, assemble_prior
 from nextframe.backbones.kandinsky_fixture import DECODER_SCHEDULER_CONFIG, PRIOR_SCHEDULER_CONFIG
 from nextframe.backbones.unclip import UnclipBackbone
 from nextframe.backbones.vocabulary import build_tokenizer
@@ -160,17 +144,6 @@ PUBLISHED_PARAMETERS = {  # component -> parameters, as published (module doc)
 }
 
 
-@contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Create parameters directly in ``dtype``: a bf16 build never holds a float32 copy."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
 @dataclass
 class RealSize:
     """Kandinsky 2.2's two pipelines at full size, random weights."""
@@ -196,39 +169,23 @@ class RealSize:
 
 def build_prior(device: str = "meta", dtype: torch.dtype = torch.float32, seed: int = 0):
     """The prior pipeline (CLIP towers, tokenizer, prior, scheduler) at full size."""
-    tokenizer = build_tokenizer(TEXT_LENGTH)
-    torch.manual_seed(seed)
-    text_config = CLIPTextConfig(
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        **TEXT_CONFIG,
-    )
-    with torch.device(device), default_dtype(dtype):
-        text_encoder = CLIPTextModelWithProjection(text_config)
-        image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**VISION_CONFIG))
-        prior = PriorTransformer(**PRIOR_CONFIG)
-    if device != "meta":
-        with torch.no_grad():
-            prior.clip_std.fill_(1.0)  # 0 would make every prior embedding exactly 0
-    return KandinskyV22PriorPipeline(
-        prior=prior.eval(),
-        image_encoder=image_encoder.eval(),
-        text_encoder=text_encoder.eval(),
-        tokenizer=tokenizer,
-        scheduler=UnCLIPScheduler(**PRIOR_SCHEDULER_CONFIG),
-        image_processor=CLIPImageProcessorPil(**IMAGE_PROCESSOR_CONFIG),
+    return assemble_prior(
+        build_tokenizer(TEXT_LENGTH),
+        TEXT_CONFIG,
+        VISION_CONFIG,
+        PRIOR_CONFIG,
+        PRIOR_SCHEDULER_CONFIG,
+        IMAGE_PROCESSOR_CONFIG,
+        device=device,
+        dtype=dtype,
+        seed=seed,
     )
 
 
 def build_decoder(device: str = "meta", dtype: torch.dtype = torch.float32, seed: int = 0):
     """The decoder pipeline (UNet, MoVQ, scheduler) at full size."""
-    torch.manual_seed(seed)
-    with torch.device(device), default_dtype(dtype):
-        unet = UNet2DConditionModel(**UNET_CONFIG)
-        movq = VQModel(**MOVQ_CONFIG)
-    return KandinskyV22Pipeline(
-        unet=unet.eval(), scheduler=DDPMScheduler(**DECODER_SCHEDULER_CONFIG), movq=movq.eval()
+    return assemble_decoder(
+        UNET_CONFIG, MOVQ_CONFIG, DECODER_SCHEDULER_CONFIG, device=device, dtype=dtype, seed=seed
     )
 
 

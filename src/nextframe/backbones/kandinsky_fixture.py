@@ -30,23 +30,9 @@ import tempfile
 from pathlib import Path
 
 import torch
-from diffusers import (
-    DDPMScheduler,
-    KandinskyV22Pipeline,
-    KandinskyV22PriorPipeline,
-    PriorTransformer,
-    UnCLIPScheduler,
-    UNet2DConditionModel,
-    VQModel,
-)
-from transformers import (
-    CLIPImageProcessorPil,
-    CLIPTextConfig,
-    CLIPTextModelWithProjection,
-    CLIPVisionConfig,
-    CLIPVisionModelWithProjection,
-)
+from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline
 
+from nextframe.backbones.kandinsky22_assembly import assemble_decoder, assemble_prior
 from nextframe.backbones.vocabulary import WORDS, build_tokenizer
 from nextframe.cache import cache_root
 from nextframe.config import BackboneParams
@@ -173,38 +159,19 @@ def fixture_dir() -> Path:
 
 def build_prior() -> KandinskyV22PriorPipeline:
     tokenizer = build_tokenizer(TEXT_LENGTH)
-    torch.manual_seed(SEED)
-    text_config = CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        **TEXT_CONFIG,
-    )
-    text_encoder = CLIPTextModelWithProjection(text_config)
-    image_encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(**VISION_CONFIG))
-    prior = PriorTransformer(**PRIOR_CONFIG)
-    # The prior de-standardises its output with clip_mean / clip_std, which start at 0:
-    # left there, every prior embedding would be exactly zero.
-    with torch.no_grad():
-        prior.clip_std.fill_(1.0)
-    return KandinskyV22PriorPipeline(
-        prior=prior,
-        image_encoder=image_encoder,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        scheduler=UnCLIPScheduler(**PRIOR_SCHEDULER_CONFIG),
-        image_processor=CLIPImageProcessorPil(**IMAGE_PROCESSOR_CONFIG),
+    return assemble_prior(
+        tokenizer,
+        {**TEXT_CONFIG, "vocab_size": len(tokenizer)},
+        VISION_CONFIG,
+        PRIOR_CONFIG,
+        PRIOR_SCHEDULER_CONFIG,
+        IMAGE_PROCESSOR_CONFIG,
+        seed=SEED,
     )
 
 
 def build_decoder() -> KandinskyV22Pipeline:
-    torch.manual_seed(SEED)
-    return KandinskyV22Pipeline(
-        unet=UNet2DConditionModel(**UNET_CONFIG),
-        scheduler=DDPMScheduler(**DECODER_SCHEDULER_CONFIG),
-        movq=VQModel(**MOVQ_CONFIG),
-    )
+    return assemble_decoder(UNET_CONFIG, MOVQ_CONFIG, DECODER_SCHEDULER_CONFIG, seed=SEED)
 
 
 def ensure_fixture() -> tuple[Path, Path]:
