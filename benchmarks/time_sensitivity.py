@@ -18,8 +18,8 @@ import torch
 import typer
 from torch.nn import functional as F
 
-from nextframe.pipeline.evaluate import HELD_OUT_SPLIT, true_frames
-from nextframe.store import read_image_embeddings, read_manifest, read_rollouts
+from nextframe.pipeline.evaluate import held_out_clips, true_frames
+from nextframe.store import read_image_embeddings, read_rollouts
 
 app = typer.Typer(add_completion=False)
 
@@ -29,11 +29,11 @@ def main(
     method: Annotated[str, typer.Option(help="a method of generate.methods")] = "splitter",
     root: Annotated[Path, typer.Option(help="the repository whose outputs to read")] = Path("."),
 ) -> None:
-    manifest = read_manifest(root / "data/raw/manifest.parquet")
-    clip_ids = sorted(manifest.loc[manifest["split"] == HELD_OUT_SPLIT, "clip_id"])
-    images = read_image_embeddings(root / "data/embeddings/images.parquet")
+    held_out, steps = held_out_clips(root / "data/generated")  # the clips evaluate scores
+    clip_ids = [clip["clip_id"] for clip in held_out]
+    images = read_image_embeddings(root / "data/embeddings/images.parquet", clip_ids)
     truth, n_frames = true_frames(images, clip_ids)  # [C, K, D], [C]
-    rolled = read_rollouts(root / "data/generated/predictions.parquet", clip_ids, truth.shape[1])
+    rolled = read_rollouts(root / "data/generated/predictions.parquet", clip_ids, steps)
     predicted = F.normalize(rolled[(method, "step")].float(), dim=-1)  # [C, K, D]
     truth = F.normalize(truth.float(), dim=-1)
     rows, last = torch.arange(len(clip_ids)), n_frames - 1

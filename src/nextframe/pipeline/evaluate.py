@@ -199,6 +199,19 @@ def true_poses(
     return [poses.get(clip_id) for clip_id in clip_ids]
 
 
+def held_out_clips(generated_dir: Path) -> tuple[list[dict], int]:
+    """The held-out clips the generate stage rolled out (their entries in its index, not
+    the prompts') and the frames of every rollout."""
+    index_path = generated_dir / CLIPS_INDEX
+    if not index_path.exists():
+        raise UserError(
+            f"{index_path} not found; run the generate stage first (dvc repro generate)"
+        )
+    index = json.loads(index_path.read_text())
+    held_out = [c for c in index["clips"] if c["split"] != PROMPT_SPLIT]
+    return held_out, int(index["n_frames"])
+
+
 def run(
     manifest_path: Path,
     embeddings_dir: Path,
@@ -210,13 +223,7 @@ def run(
 ) -> EvaluateSummary:
     """Score the generated clips; write the metrics files, the curves and contact sheets."""
     settings = params.evaluate
-    index_path = generated_dir / CLIPS_INDEX
-    if not index_path.exists():
-        raise UserError(
-            f"{index_path} not found; run the generate stage first (dvc repro generate)"
-        )
-    index = json.loads(index_path.read_text())
-    held_out = [c for c in index["clips"] if c["split"] != PROMPT_SPLIT]
+    held_out, n_frames = held_out_clips(generated_dir)
     clip_ids = [c["clip_id"] for c in held_out]
     manifest = read_manifest(manifest_path)
     not_test = manifest.loc[manifest["split"] != HELD_OUT_SPLIT, "clip_id"]
@@ -231,7 +238,6 @@ def run(
     truth, n_truth = true_frames(images, clip_ids)
     rows = texts.index()
     text_embed = texts.text_embed[[rows[c] for c in clip_ids]]  # reads these rows only
-    n_frames = int(index["n_frames"])
     decoded_rows = [row for row, c in enumerate(held_out) if c["decoded"]]
     decoded_ids = [clip_ids[row] for row in decoded_rows]
     try:
@@ -263,7 +269,9 @@ def run(
     metrics.update(summarize_scores(per_clip, settings))
     bad = [key for key, value in metrics.items() if math.isinf(value)]
     if bad:
-        raise UserError(f"infinite metrics {bad[:5]}; check the held-out clips in {index_path}")
+        raise UserError(
+            f"infinite metrics {bad[:5]}; check the held-out clips in {generated_dir / CLIPS_INDEX}"
+        )
     # A mean over no clip (e.g. direction accuracy without a translating clip) is left out;
     # its ".n" of 0 says why.
     metrics = {key: value for key, value in metrics.items() if not math.isnan(value)}
