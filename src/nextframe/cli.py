@@ -71,7 +71,6 @@ def sample(
     if rollout not in ("chain", "step"):
         raise UserError(f"--rollout must be step or chain, got {rollout!r}")
     params = load_params(params_file)
-    chosen = decoder
     written = sample_video(
         caption,
         out,
@@ -80,10 +79,10 @@ def sample(
         frames,
         method=method,
         kind=rollout,
-        decoder_name=chosen,
+        decoder_name=decoder,
         outputs=PipelineOutputs(manifest=manifest, embeddings=embeddings, frames=frames_table),
     )
-    typer.echo(f"wrote {written} ({frames} frames, {method} {rollout}, {chosen} decoder)")
+    typer.echo(f"wrote {written} ({frames} frames, {method} {rollout}, {decoder} decoder)")
 
 
 @backbone_app.command("build")
