@@ -90,7 +90,10 @@ def test_interface_shapes_and_info(backbone: Backbone) -> None:
 
 
 def test_prior_embed_is_alive_and_follows_the_caption(backbone: Backbone) -> None:
-    prior_embed = backbone.encode_texts(CAPTIONS).prior_embed  # [3, D]
+    encoding = backbone.encode_texts(CAPTIONS)
+    prior_embed = encoding.prior_embed  # [3, D]
+    # the prior's own output, not the text projection passed through
+    assert not torch.allclose(prior_embed, encoding.text_embed, atol=1e-3)
     assert (prior_embed.norm(dim=1) > 1e-3).all()
     unit = torch.nn.functional.normalize(prior_embed, dim=1)
     cosines = unit @ unit.T

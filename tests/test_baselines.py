@@ -134,6 +134,10 @@ def test_nearest_clip_replays_the_clip_with_the_nearest_caption_in_time() -> Non
     torch.testing.assert_close(
         predict(nearest, clips[2][3:4], torch.tensor([5.0]), text[:1]), clips[2][4:5]
     )
+    # back in time (rises of the back mode are negative): from frame 3 (0.3) by -0.2 to frame 1
+    torch.testing.assert_close(
+        predict(nearest, clips[2][3:4], torch.tensor([-0.2]), text[:1]), clips[2][1:2]
+    )
 
 
 def test_fit_refuses_clips_without_motion() -> None:

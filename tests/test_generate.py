@@ -224,6 +224,9 @@ def test_retrieval_returns_the_frame_with_the_nearest_embedding(tmp_path: Path) 
     pictures = decoder.decode(queries)
     assert pictures.shape == (4, 8, 8, 3) and pictures.dtype == np.uint8
     assert tuple(pictures[1, 0, 0]) == (180, 75, 7)  # row 9's colour
+    for query, row in enumerate(indexed_rows[i] for i in nearest.tolist()):
+        # every query gets the picture of its own nearest frame, not another query's
+        assert (pictures[query] == (row * 20, 255 - row * 20, 7)).all(), query
     with pytest.raises(UserError, match="training frames"):
         RetrievalDecoder.from_tables(images, pd.DataFrame(rows), tmp_path, ["nope"], size=8)
 
@@ -490,6 +493,28 @@ def test_generate_then_evaluate_write_every_output(
                 assert f"{method}.{kind}.{decoder}.centroid_err" not in written
             if method != "splitter":
                 assert f"splitter-{method}.{kind}.cos_mean.ci_low" in written
+    # text_sim: the decoded, re-encoded frames against their own caption's TEXT embedding
+    # (not its prior embedding, which this backbone makes different), computed by hand
+    table = decoded.to_pandas()
+    for method, decoder in (("splitter", "backbone"), ("copy_start", "retrieval")):
+        by_text, by_prior = [], []
+        for clip_id in ("clip07", "clip08", "clip09"):
+            rows = table[
+                (table.clip_id == clip_id)
+                & (table.method == method)
+                & (table.rollout == "step")
+                & (table.decoder == decoder)
+            ].sort_values("step")
+            assert list(rows.step) == [0, 1, 2, 3, 4]
+            frames = np.stack(rows.embedding.to_list()).astype(np.float64)  # [5, D]
+            row = texts.index()[clip_id]
+            for reference, sims in ((texts.text_embed, by_text), (texts.prior_embed, by_prior)):
+                vector = reference[row].double().numpy()
+                norms = np.linalg.norm(frames, axis=1) * np.linalg.norm(vector)
+                sims.append(float(np.mean(frames @ vector / norms)))
+        key = f"{method}.step.{decoder}.text_sim"
+        assert written[key] == pytest.approx(np.mean(by_text), abs=1e-6)
+        assert abs(np.mean(by_text) - np.mean(by_prior)) > 1e-3  # the check can tell them apart
     # the fake decoder paints a frame's mean colour back: the true (solid) frames come back
     assert written["truth.step.backbone.psnr"] == 100.0
     # copy_start repeats the start, so its decoded video is perfectly consistent
@@ -509,15 +534,18 @@ def test_generate_then_evaluate_write_every_output(
     assert copied == (out / "contact_sheets" / "clip07_retrieval.png").read_bytes()
 
 
+@pytest.mark.parametrize("split", ["train", "val"])
 def test_evaluate_refuses_clips_that_training_or_validation_saw(
-    tmp_path: Path, fake_backbone: FakeBackbone
+    tmp_path: Path, fake_backbone: FakeBackbone, split: str
 ) -> None:
+    """Guards evaluate's leak check: a generated clip that the manifest now puts in the
+    training (or validation) split is refused with an error naming it."""
     paths = build_project(tmp_path, fake_backbone, {"train": 6, "val": 1, "test": 2})
     params = parse_params({**PARAMS, "generate": {**PARAMS["generate"], "prompts": []}})
     out = tmp_path / "generated"
     generate(paths, out, params)
     manifest = store.read_manifest(paths["manifest"])
-    manifest.loc[manifest["clip_id"] == "clip08", "split"] = "val"
+    manifest.loc[manifest["clip_id"] == "clip08", "split"] = split
     store.write_dataframe(manifest, store.MANIFEST_SCHEMA, paths["manifest"])
     with pytest.raises(UserError, match=r"clip08.*not test clips"):
         evaluate(paths, out, tmp_path / "metrics", params)
@@ -588,12 +616,20 @@ def test_backbone_decoder_keeps_latents_fixed(name: str) -> None:
 
     params = BackboneParams() if name == "toy" else kandinsky_fixture.backbone_params()
     backbone = load_backbone(params)
-    embeds = backbone.encode_images([solid((200, 10, 10), 32), solid((10, 10, 200), 32)])
+    colours = [(200, 10, 10), (10, 10, 200), (10, 200, 10)]
+    embeds = backbone.encode_images([solid(colour, 32) for colour in colours])
     decoder = BackboneDecoder(backbone, size=32, steps=2, guidance=4.0, seed=0, batch_size=2)
-    frames = decoder.decode(torch.cat([embeds[:1], embeds[:1], embeds[1:]]))
-    assert frames.shape == (3, 32, 32, 3) and frames.dtype == np.uint8
+    frames = decoder.decode(embeds[[0, 0, 1, 2]])  # batches of 2: [e0, e0], [e1, e2]
+    assert frames.shape == (4, 32, 32, 3) and frames.dtype == np.uint8
     np.testing.assert_array_equal(frames[0], frames[1])  # same seed, same latents, same embedding
     assert not np.array_equal(frames[0], frames[2])  # only the embedding changed
+    # every row is its own embedding's picture, as decoded alone (batched convolutions may
+    # round differently by one level): no row is another row's, whatever its place in a batch
+    alone = [decoder.decode(embeds[i : i + 1])[0].astype(int) for i in range(3)]
+    for row, own in enumerate([0, 0, 1, 2]):
+        differences = [np.abs(frames[row].astype(int) - picture).max() for picture in alone]
+        assert differences[own] <= 2, row
+        assert min(d for i, d in enumerate(differences) if i != own) > 2, row
 
 
 class PixelDecoder:

@@ -59,3 +59,27 @@ def test_mse_does_not_shrink_with_the_dimension() -> None:
         probe = torch.nn.functional.normalize(torch.ones(dim), dim=0)
         terms = change_loss(start, prediction, target, LossWeights(), probe)
         assert math.isclose(terms.mse.item(), 0.01, rel_tol=1e-4), dim
+
+
+def test_rot_is_the_batch_mean_of_the_explicit_rotation_term() -> None:
+    """Guards the rotation term: the mean over rows of |(R - I) u|^2, R = rot(d -> d')
+    built as DESIGN.md's explicit matrix, d = start - target, d' = start - prediction."""
+    start, prediction, target, probe = _batch()
+    terms = change_loss(start, prediction, target, LossWeights(mse=0.0, cos=0.0, rot=1.0), probe)
+    values = []
+    for s, p, t in zip(start.double(), prediction.double(), target.double(), strict=True):
+        true, guess = s - t, s - p
+        n1 = true / true.norm()
+        residual = guess - (n1 @ guess) * n1
+        n2 = residual / residual.norm()
+        angle = math.atan2(float(residual.norm()), float(n1 @ guess))
+        eye = torch.eye(16, dtype=torch.float64)
+        matrix = (
+            eye
+            + (torch.outer(n2, n1) - torch.outer(n1, n2)) * math.sin(angle)
+            + (torch.outer(n1, n1) + torch.outer(n2, n2)) * (math.cos(angle) - 1)
+        )
+        moved = (matrix - eye) @ probe.double()
+        values.append(float(moved @ moved))
+    assert math.isclose(terms.rot.item(), sum(values) / 4, rel_tol=1e-4)
+    assert math.isclose(terms.total.item(), terms.rot.item(), rel_tol=1e-6)

@@ -125,6 +125,69 @@ def test_text_frame_similarity_by_hand() -> None:
     )
 
 
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+
+
+def test_decoded_scores_are_each_clips_own_against_a_loop() -> None:
+    """Guards the decoded-frame metrics row by row: the decoded clips sit at ``rows`` of the
+    held-out clips, and each one's text_sim is against its own caption's text embedding,
+    truth_cos against its own true frames (a mix-up of rows or of embeddings must fail)."""
+    generator = torch.Generator().manual_seed(7)
+    truth = torch.randn(4, 3, 5, generator=generator)
+    n_truth = torch.tensor([3, 3, 2, 3])
+    text_embed = torch.randn(4, 5, generator=generator)
+    rows = torch.tensor([3, 1])  # decoded clips, in the order of ``decoded``'s rows
+    frames = torch.randn(2, 3, 5, generator=generator)
+    scores = decoded_embedding_scores(
+        {("m", "step", "x"): frames}, truth, n_truth, text_embed, rows
+    )
+    for position, clip in enumerate(rows.tolist()):
+        video = frames[position].numpy()
+        text_sim = np.mean([_cosine(frame, text_embed[clip].numpy()) for frame in video])
+        assert scores["m.step.x.text_sim"][clip] == pytest.approx(text_sim, abs=1e-6)
+        aligned = range(int(n_truth[clip]))
+        truth_cos = np.mean([_cosine(video[i], truth[clip, i].numpy()) for i in aligned])
+        assert scores["m.step.x.truth_cos"][clip] == pytest.approx(truth_cos, abs=1e-6)
+        pairs = [(i, j) for i in range(3) for j in range(3) if i != j]
+        consistency = np.mean([_cosine(video[i], video[j]) for i, j in pairs])
+        assert scores["m.step.x.consistency"][clip] == pytest.approx(consistency, abs=1e-6)
+    for key in ("text_sim", "truth_cos", "consistency"):
+        assert torch.isnan(scores[f"m.step.x.{key}"][[0, 2]]).all()  # not decoded
+
+
+def test_cos_mean_and_motion_mean_of_every_rollout_by_hand() -> None:
+    """Guards the two per-rollout summaries: ``cos_mean`` is the mean of cos@1..H over the
+    steps the clip has; ``motion_mean`` pools motion's terms over steps 2..H (unit vectors,
+    change since step 1), so a jump-then-stand-still rollout scores 0 and the truth 1."""
+    generator = torch.Generator().manual_seed(11)
+    truth = torch.randn(3, 5, 4, generator=generator, dtype=torch.float64)
+    n_truth = torch.tensor([5, 3, 5])  # clip 1 has steps 1 and 2 only
+    prior = torch.randn(3, 1, 4, generator=generator, dtype=torch.float64)
+    predictions = {
+        ("random", "step"): torch.randn(3, 5, 4, generator=generator, dtype=torch.float64),
+        ("perfect", "step"): torch.cat([prior, 2 * truth[:, 1:]], dim=1),
+        ("still", "step"): torch.cat([prior, truth[:, 1:2].expand(3, 4, 4)], dim=1),
+    }
+    horizon = 4
+    scores = embedding_scores(predictions, truth, n_truth, horizon)
+    for (method, kind), rolled in predictions.items():
+        for clip in range(3):
+            p = [v / np.linalg.norm(v) for v in rolled[clip].numpy()]
+            t = [v / np.linalg.norm(v) for v in truth[clip].numpy()]
+            steps = range(1, min(horizon, int(n_truth[clip]) - 1) + 1)
+            cos_mean = np.mean([float(p[h] @ t[h]) for h in steps])
+            error = sum(np.sum(((p[h] - p[1]) - (t[h] - t[1])) ** 2) for h in steps if h >= 2)
+            size = sum(np.sum((t[h] - t[1]) ** 2) for h in steps if h >= 2)
+            motion_mean = max(1 - error / size, -1.0)
+            assert scores[f"{method}.{kind}.cos_mean"][clip] == pytest.approx(cos_mean, abs=1e-9)
+            assert scores[f"{method}.{kind}.motion_mean"][clip] == pytest.approx(
+                motion_mean, abs=1e-9
+            )
+    assert scores["perfect.step.motion_mean"].tolist() == pytest.approx([1.0] * 3)
+    assert scores["still.step.motion_mean"].tolist() == pytest.approx([0.0] * 3, abs=1e-12)
+
+
 def test_bootstrap_interval_contains_mean_shrinks_and_matches_normal_theory() -> None:
     generator = torch.Generator().manual_seed(1)
     small = torch.randn(20, generator=generator) * 0.1 + 0.5

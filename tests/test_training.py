@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 from nextframe import store
 from nextframe.config import TrainParams
 from nextframe.errors import UserError
-from nextframe.model import load_predictors
+from nextframe.model import load_predictors, training
 from nextframe.model.losses import probe_vector
 from nextframe.model.rotation import blend, cosine, rotate_by
 from nextframe.model.splitter import Splitter, SplitterConfig
@@ -308,6 +308,62 @@ def test_early_stopping_stops_after_patience() -> None:
     params = _tiny_params(epochs=30, patience=2, lr=0.5, lr_schedule="constant", warmup_epochs=0)
     result = train_splitter(train_set, val_set, params)
     assert len(result.history) == result.best_epoch + 2 < 30
+
+
+SCRIPTED_VAL = [3.0, 2.0, 1.0, 1.5, 1.2, 1.1, 0.5, 0.4]  # best at epoch 3, then 3 worse epochs
+
+
+def scripted_validation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> list[dict[str, torch.Tensor]]:
+    """Replace the validation loss by ``SCRIPTED_VAL`` (epoch by epoch); returns the model's
+    weights as each epoch's validation saw them."""
+    seen: list[dict[str, torch.Tensor]] = []
+
+    def fake_evaluate(
+        model: Splitter, clips: ClipSet, plan: object, params: TrainParams, probe: torch.Tensor
+    ) -> dict[str, float]:
+        seen.append({name: t.detach().clone() for name, t in model.state_dict().items()})
+        value = SCRIPTED_VAL[len(seen) - 1]
+        return {"mse": value, "cos": 0.0, "rot": 0.0, "total": value}
+
+    monkeypatch.setattr(training, "evaluate_loss", fake_evaluate)
+    return seen
+
+
+def test_a_later_worse_epoch_does_not_replace_the_best_weights(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Guards "keep the best epoch": validation gets worse after epoch 3, training goes on
+    (no early stopping), and the returned weights are still epoch 3's, not the last's."""
+    seen = scripted_validation(monkeypatch)
+    train_set, val_set = small_clip_set([6, 7, 5, 8], seed=1), small_clip_set([6, 6], seed=2)
+    result = train_splitter(train_set, val_set, _tiny_params(epochs=6, patience=0))
+    assert len(result.history) == 6  # patience 0: never stops early
+    assert [row["val_total"] for row in result.history] == SCRIPTED_VAL[:6]
+    assert result.best_epoch == 3
+    returned = result.model.state_dict()
+    for name, tensor in seen[2].items():
+        assert torch.equal(returned[name], tensor), name
+    assert any(not torch.equal(returned[name], t) for name, t in seen[-1].items())
+
+
+def test_early_stopping_stops_patience_epochs_after_the_best(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Guards early stopping: with patience 3 and the best loss at epoch 3, epochs 4-6 are
+    worse than the best (epochs 5 and 6 better than the one before them, so comparing with
+    the last loss would keep going) and training stops after epoch 6, before epoch 7 would
+    have improved; the best epoch's weights are returned."""
+    seen = scripted_validation(monkeypatch)
+    train_set, val_set = small_clip_set([6, 7, 5, 8], seed=1), small_clip_set([6, 6], seed=2)
+    result = train_splitter(train_set, val_set, _tiny_params(epochs=8, patience=3))
+    assert len(result.history) == len(seen) == 6
+    assert result.best_epoch == 3
+    assert min(row["val_total"] for row in result.history) == SCRIPTED_VAL[2]
+    returned = result.model.state_dict()
+    for name, tensor in seen[2].items():
+        assert torch.equal(returned[name], tensor), name
 
 
 # ---------------------------------------------------------------------------- data
