@@ -26,8 +26,9 @@ from nextframe.config import TrainParams
 from nextframe.errors import UserError
 from nextframe.model import load_predictors, training
 from nextframe.model.losses import probe_vector
+from nextframe.model.rollout import Conditioning, chain_rollout
 from nextframe.model.rotation import blend, cosine, rotate_by
-from nextframe.model.splitter import Splitter, SplitterConfig
+from nextframe.model.splitter import Splitter, SplitterConfig, SplitterPredictor
 from nextframe.model.training import (
     MODES,
     ClipSet,
@@ -249,6 +250,38 @@ def test_each_mode_has_its_documented_start_target_and_rise() -> None:
                 assert (inputs.hidden_states[rows] - hidden).abs().amax() > 0.01
     # normal: every sampled frame; back: all but the last; rotation/diff: all but frame 0
     assert seen == {"normal": 19, "back": 16, "rotation": 16, "diff": 16}
+
+
+def test_rollout_diff_rows_start_where_the_generation_chain_is() -> None:
+    """``train.diff: rollout``: each diff row starts at the chain rollout of generation
+    (``rollout.chain_rollout``, an independent loop) at its base frame, targets the next
+    frame, and its start carries the gradient back through the chain."""
+    clips = small_clip_set([6, 9, 4])
+    model = small_model()
+    q = 1.5
+    plan = plan_rows(clips, ("diff",), 15, torch.Generator().manual_seed(3), "rollout")
+    assert len(plan) == 5 + 8 + 3  # every frame after the first is one step's target
+    torch.testing.assert_close(plan.target, plan.base + 1)
+    cond = Conditioning(
+        hidden_states=clips.hidden_states,
+        prior_embed=clips.prior_embed,
+        text_embed=clips.text_embed,
+        start=clips.prior_embed,
+        rises=clips.rises,
+    )
+    model.eval()
+    chain = chain_rollout(SplitterPredictor(model), cond, q, "fixed")  # [C, F, D]
+    with torch.no_grad():
+        inputs = make_inputs(clips, plan, model, q, "rollout")
+    torch.testing.assert_close(inputs.start, chain[plan.clip, plan.base])
+    assert (plan.base > 1).any() and (
+        inputs.start - clips.prior_embed[plan.clip]
+    ).abs().amax() > 0.01
+    model.train()
+    inputs = make_inputs(clips, plan, model, q, "rollout")
+    assert model.training and inputs.start.requires_grad
+    inputs.start.square().sum().backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
 def test_modes_are_selectable() -> None:

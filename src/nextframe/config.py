@@ -263,6 +263,11 @@ class TrainParams(Section):
     """the splitter network"""
     modes: list[TrainMode] = Field(default_factory=lambda: ["all"], min_length=1)
     """training modes: normal, back, rotation, diff, or all of them"""
+    diff: Literal["prediction", "rollout"] = "prediction"
+    """diff mode's rows. prediction (the seed): start at the model's one-shot prediction of
+    a random earlier frame s, target any later frame. rollout: start where the model's own
+    chain rollout from the prior reaches frame s (gradients flow back through it), target
+    frame s + 1: the step the chain rollout takes at generation, from where it really is"""
     max_frames_per_clip: Annotated[int, Field(ge=2)] = 15
     """frames drawn per clip and epoch (first, last and random ones between)"""
     blend_q: PositiveFloat = 1.0

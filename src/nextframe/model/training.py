@@ -15,6 +15,8 @@
    back      last frame                          frame k < last               r_k - 1 < 0
    rotation  blend(p, cos(e0, p), rot(e0->es))   frame t > s                  r_t - r_s > 0
    diff      f(h, p, r_s), detached              frame t > s                  r_t - r_s > 0
+   diff      chain rollout p -> frames 1..s      frame s + 1                  r_s+1 - r_s
+   (rollout)
    ========  ==================================  ===========================  ==========
 
    ``r_k = (t_k - t_0) / (t_last - t_0)`` is frame k's time in seconds as a fraction of the
@@ -24,7 +26,10 @@
    The text tokens always follow the start: ``h' = blend(h, cos(p, text), rot(p -> start))``
    (the identity for ``normal``, where start = p). Inputs are built per batch from the
    indices, so memory does not grow with the number of modes, and ``diff`` uses the model
-   as it is at that step.
+   as it is at that step. With ``params.train.diff: rollout`` the ``diff`` start is the
+   model's own chain rollout (``chain_to_base``, the generation's chain with a fixed anchor)
+   and the loss flows back through it: one-shot starts never show the model the drift of
+   its own chain, which is what the chain rollout then meets at every step after the first.
 3. AdamW with linear warmup then cosine (or constant) learning rate, gradient clipping,
    early stopping on the validation loss keeping the best weights.
 4. The splitter and the baselines are scored on the validation rows of every mode by the
@@ -178,9 +183,14 @@ def sample_frames(
 
 
 def plan_rows(
-    clips: ClipSource, modes: tuple[str, ...], max_frames: int, generator: torch.Generator
+    clips: ClipSource,
+    modes: tuple[str, ...],
+    max_frames: int,
+    generator: torch.Generator,
+    diff_rows: str = "prediction",
 ) -> Plan:
-    """Every row of one epoch for the given modes (see the module docstring's table)."""
+    """Every row of one epoch for the given modes (see the module docstring's table);
+    ``diff_rows`` is ``params.train.diff``."""
     n_frames = clips.n_frames.cpu()
     positions, count = sample_frames(n_frames, max_frames, generator)  # [C, M], [C]
     clip_count, width = positions.shape
@@ -198,6 +208,8 @@ def plan_rows(
             rows = valid & (slot >= 1)
             draw = torch.rand(clip_count, width, generator=generator)  # [C, M]
             earlier = (draw * slot).long()  # a slot before each target's
+            if mode == "diff" and diff_rows == "rollout":
+                earlier = (slot - 1).clamp(min=0)  # the chain steps frame by frame
             base = positions.gather(1, earlier.clamp(max=width - 1))
         parts.append(
             Plan(
@@ -224,7 +236,38 @@ class Inputs:
     text_embed: Tensor  # [B, D]
 
 
-def make_inputs(clips: ClipSet, plan: Plan, model: Splitter, blend_q: float) -> Inputs:
+def chain_to_base(
+    model: Splitter,
+    hidden: Tensor,
+    prior: Tensor,
+    text_weight: Tensor,
+    rises: Tensor,
+    base: Tensor,
+    blend_q: float,
+) -> Tensor:
+    """The chain rollout from the prior through frames 1..base, as generation runs it with a
+    fixed anchor: [N, T, D] tokens, [N, D] prior, [N] weight, [N, F] rises, [N] base -> [N, D].
+
+    Fed only one-shot predictions, the model never sees the drift of its own chain; trained
+    from here it learns to step on from where its rollout really is (scheduled sampling)."""
+    last = prior.clone()  # [N, D]
+    for step in range(1, int(base.max()) + 1):
+        active = base >= step  # rows whose chain reaches this frame
+        tokens = blend(
+            hidden[active],
+            text_weight[active].unsqueeze(1),
+            prior[active].unsqueeze(1),
+            last[active].unsqueeze(1),
+            blend_q,
+        )  # [A, T, D]
+        rise = rises[active, step] - rises[active, step - 1]  # [A]
+        last[active] = model(tokens, last[active], rise)
+    return last
+
+
+def make_inputs(
+    clips: ClipSet, plan: Plan, model: Splitter, blend_q: float, diff_rows: str = "prediction"
+) -> Inputs:
     """Build the model inputs of ``plan``'s rows (on the clips' device), mode by mode."""
     device = clips.frames.device
     clip, base, target, mode = (
@@ -247,21 +290,31 @@ def make_inputs(clips: ClipSet, plan: Plan, model: Splitter, blend_q: float) -> 
             blend_q,
         )
         start[rotated] = moved
+    text_weight = cosine(prior, clips.text_embed[clip])  # [B]
     diff = mode == MODES.index("diff")
-    if diff.any():
+    if diff.any() and diff_rows == "rollout":
+        start[diff] = chain_to_base(
+            model,
+            hidden[diff],
+            prior[diff],
+            text_weight[diff],
+            clips.rises[clip[diff]],
+            base[diff],
+            blend_q,
+        )
+    elif diff.any():
         was_training = model.training
         model.eval()
         with torch.no_grad():
             start[diff] = model(hidden[diff], prior[diff], clips.rises[clip[diff], base[diff]])
         model.train(was_training)
-    text_weight = cosine(prior, clips.text_embed[clip])  # [B]
     hidden = blend(
         hidden, text_weight.unsqueeze(1), prior.unsqueeze(1), start.unsqueeze(1), blend_q
     )
     rise = clips.rises[clip, target] - clips.rises[clip, base]  # [B], seconds / span
     return Inputs(
         hidden_states=hidden,
-        start=start.detach(),
+        start=start,  # carries the gradient of a diff rollout's chain, if any
         target=clips.frames[clip, target],
         rise=rise,
         text_embed=clips.text_embed[clip],
@@ -288,7 +341,9 @@ def evaluate_loss(
     terms, sizes = [], []
     with torch.no_grad():
         for index in torch.arange(len(plan)).split(params.batch_size):
-            inputs = make_inputs(*clips.batch(plan.subset(index)), model, params.blend_q)
+            inputs = make_inputs(
+                *clips.batch(plan.subset(index)), model, params.blend_q, params.diff
+            )
             prediction = model(inputs.hidden_states, inputs.start, inputs.rise)
             terms.append(
                 change_loss(inputs.start, prediction, inputs.target, params.loss, probe).as_floats()
@@ -324,9 +379,15 @@ def train_splitter(
         model.parameters(), lr=params.lr, weight_decay=params.weight_decay
     )
     val_plan = plan_rows(
-        val_set, modes, params.max_frames_per_clip, torch.Generator().manual_seed(params.seed + 1)
+        val_set,
+        modes,
+        params.max_frames_per_clip,
+        torch.Generator().manual_seed(params.seed + 1),
+        params.diff,
     )
-    rows_per_epoch = len(plan_rows(train_set, modes, params.max_frames_per_clip, torch.Generator()))
+    rows_per_epoch = len(
+        plan_rows(train_set, modes, params.max_frames_per_clip, torch.Generator(), params.diff)
+    )
     steps_per_epoch = math.ceil(rows_per_epoch / params.batch_size)
     total_steps = steps_per_epoch * params.epochs
     warmup = params.warmup_epochs * steps_per_epoch
@@ -339,11 +400,13 @@ def train_splitter(
     running = None
     for epoch in range(1, params.epochs + 1):
         model.train()
-        plan = plan_rows(train_set, modes, params.max_frames_per_clip, generator)
+        plan = plan_rows(train_set, modes, params.max_frames_per_clip, generator, params.diff)
         order = torch.randperm(len(plan), generator=generator)
         terms, sizes = [], []
         for index in order.split(params.batch_size):
-            inputs = make_inputs(*train_set.batch(plan.subset(index)), model, params.blend_q)
+            inputs = make_inputs(
+                *train_set.batch(plan.subset(index)), model, params.blend_q, params.diff
+            )
             prediction = model(inputs.hidden_states, inputs.start, inputs.rise)  # [B, D]
             loss = change_loss(inputs.start, prediction, inputs.target, params.loss, probe)
             optimizer.zero_grad(set_to_none=True)
@@ -390,6 +453,7 @@ def score_methods(
     splitter: Splitter,
     blend_q: float,
     batch_size: int,
+    diff_rows: str = "prediction",
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Mean change cosine and MSE per method and mode on ``plan``'s rows (plus ``all``).
 
@@ -400,7 +464,7 @@ def score_methods(
     splitter.eval()
     with torch.no_grad():
         for index in torch.arange(len(plan)).split(batch_size):
-            inputs = make_inputs(*clips.batch(plan.subset(index)), splitter, blend_q)
+            inputs = make_inputs(*clips.batch(plan.subset(index)), splitter, blend_q, diff_rows)
             for name, predictor in predictors.items():
                 prediction = predictor.predict(
                     inputs.hidden_states, inputs.start, inputs.rise, inputs.text_embed

@@ -255,11 +255,18 @@ def run(
         active_modes(settings.modes),
         settings.max_frames_per_clip,
         torch.Generator().manual_seed(settings.seed + 1),
+        settings.diff,
     )
     predictors = {"splitter": SplitterPredictor(result.model)}
     predictors.update({name: baseline.to(device) for name, baseline in fitted.items()})
     scores = score_methods(
-        predictors, val_set, val_plan, result.model, settings.blend_q, settings.batch_size
+        predictors,
+        val_set,
+        val_plan,
+        result.model,
+        settings.blend_q,
+        settings.batch_size,
+        settings.diff,
     )
     best = result.history[result.best_epoch - 1]
     values = {
