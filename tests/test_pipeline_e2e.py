@@ -160,9 +160,13 @@ def test_the_readme_claims_hold_on_the_reproduced_run(reproduced: Path) -> None:
     assert top["splitter.step.motion_mean"] > 0  # standing still scores 0
     # the toy decoder's ceiling: the true embeddings redrawn
     assert top["truth.psnr"] >= 25 and top["truth.centroid_err"] < 3
-    # and the README's tables are these numbers
+    # and the README's tables are these numbers, its contact sheets these pictures
     script = reproduced / "scripts" / "readme_results.py"
     run(["python", str(script), "--check"], reproduced)
+    for decoder in ("backbone", "retrieval"):
+        shown = (REPO / "docs" / f"contact_sheet_{decoder}.png").read_bytes()
+        sheet = reproduced / "metrics" / "plots" / "contact_sheets" / f"clip1_{decoder}.png"
+        assert shown == sheet.read_bytes(), f"docs/contact_sheet_{decoder}.png is not {sheet}"
 
 
 SAMPLED_MOTIONS = {  # caption -> object, background, the way its centroid must go (x, y down)
