@@ -31,12 +31,11 @@ GIT_IDENTITY = {
 STAGES = ["download", "select_frames", "embed", "train", "generate", "evaluate"]
 
 
-def run(
-    args: list[str], cwd: Path, timeout: float = 900, env: Mapping[str, str] | None = None
-) -> str:
-    """Run a command (with ``env`` added to the environment), failing the test with its
-    whole output if it fails."""
-    result = subprocess.run(
+def command(
+    args: list[str], cwd: Path, timeout: float, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command with the test git identity and ``env`` added to the environment."""
+    return subprocess.run(
         args,
         cwd=cwd,
         env={**os.environ, **GIT_IDENTITY, **(env or {})},
@@ -45,6 +44,13 @@ def run(
         timeout=timeout,
         check=False,
     )
+
+
+def run(
+    args: list[str], cwd: Path, timeout: float = 900, env: Mapping[str, str] | None = None
+) -> str:
+    """Run a command, failing the test with its whole output if it fails."""
+    result = command(args, cwd, timeout, env)
     output = result.stdout + result.stderr
     assert result.returncode == 0, f"{' '.join(args)} failed ({result.returncode}):\n{output}"
     return output

@@ -13,9 +13,7 @@ reason. Times and sizes are printed (`pytest -rP` shows them).
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 from servers import S3Server, SSHServer, s3_server, serve, sshd
-from test_pipeline_e2e import GIT_IDENTITY, STAGES, copy_repo, run
+from test_pipeline_e2e import STAGES, command, copy_repo, run
 
 pytestmark = pytest.mark.e2e
 
@@ -83,15 +81,7 @@ def timed(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> tupl
 
 def fails(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
     """Run a command that must fail; its output."""
-    result = subprocess.run(
-        args,
-        cwd=cwd,
-        env={**os.environ, **GIT_IDENTITY, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    result = command(args, cwd, timeout=600, env=env)
     assert result.returncode != 0, f"{' '.join(args)} should have failed:\n{result.stdout}"
     return result.stdout + result.stderr
 

@@ -33,6 +33,21 @@ from transformers import (
 Config = dict[str, Any]
 
 
+def clip_image_processor(size: int) -> Config:
+    """CLIP's image preprocessing at ``size`` px: resize the short side, centre-crop,
+    normalise with CLIP's mean and std, bicubic resampling."""
+    return {
+        "do_resize": True,
+        "size": {"shortest_edge": size},
+        "do_center_crop": True,
+        "crop_size": {"height": size, "width": size},
+        "do_normalize": True,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "resample": 3,  # bicubic
+    }
+
+
 @contextmanager
 def default_dtype(dtype: torch.dtype) -> Iterator[None]:
     """Create parameters directly in ``dtype``: a bf16 build never holds a float32 copy."""

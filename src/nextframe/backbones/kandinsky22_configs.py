@@ -34,7 +34,11 @@ from dataclasses import dataclass
 import torch
 from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline
 
-from nextframe.backbones.kandinsky22_assembly import assemble_decoder, assemble_prior
+from nextframe.backbones.kandinsky22_assembly import (
+    assemble_decoder,
+    assemble_prior,
+    clip_image_processor,
+)
 from nextframe.backbones.kandinsky_fixture import DECODER_SCHEDULER_CONFIG, PRIOR_SCHEDULER_CONFIG
 from nextframe.backbones.unclip import UnclipBackbone
 from nextframe.backbones.vocabulary import build_tokenizer
@@ -63,16 +67,7 @@ VISION_CONFIG = {
     "projection_dim": DIM,
     "hidden_act": "gelu",
 }
-IMAGE_PROCESSOR_CONFIG = {
-    "do_resize": True,
-    "size": {"shortest_edge": IMAGE_SIZE},
-    "do_center_crop": True,
-    "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-    "do_normalize": True,
-    "image_mean": [0.48145466, 0.4578275, 0.40821073],
-    "image_std": [0.26862954, 0.26130258, 0.27577711],
-    "resample": 3,
-}
+IMAGE_PROCESSOR_CONFIG = clip_image_processor(IMAGE_SIZE)
 PRIOR_CONFIG = {
     "num_attention_heads": 32,
     "attention_head_dim": 64,

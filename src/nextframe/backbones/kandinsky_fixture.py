@@ -32,7 +32,11 @@ from pathlib import Path
 import torch
 from diffusers import KandinskyV22Pipeline, KandinskyV22PriorPipeline
 
-from nextframe.backbones.kandinsky22_assembly import assemble_decoder, assemble_prior
+from nextframe.backbones.kandinsky22_assembly import (
+    assemble_decoder,
+    assemble_prior,
+    clip_image_processor,
+)
 from nextframe.backbones.vocabulary import WORDS, build_tokenizer
 from nextframe.cache import cache_root
 from nextframe.config import BackboneParams
@@ -66,16 +70,7 @@ VISION_CONFIG = {
     "initializer_factor": INIT_FACTOR,
     "initializer_range": INIT_RANGE,
 }
-IMAGE_PROCESSOR_CONFIG = {
-    "do_resize": True,
-    "size": {"shortest_edge": IMAGE_SIZE},
-    "do_center_crop": True,
-    "crop_size": {"height": IMAGE_SIZE, "width": IMAGE_SIZE},
-    "do_normalize": True,
-    "image_mean": [0.48145466, 0.4578275, 0.40821073],  # CLIP's
-    "image_std": [0.26862954, 0.26130258, 0.27577711],
-    "resample": 3,  # bicubic
-}
+IMAGE_PROCESSOR_CONFIG = clip_image_processor(IMAGE_SIZE)
 PRIOR_CONFIG = {
     "num_attention_heads": 2,
     "attention_head_dim": DIM // 2,

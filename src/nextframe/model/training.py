@@ -51,6 +51,7 @@ from tqdm.auto import tqdm
 from nextframe.config import TrainParams
 from nextframe.device import resolve_device
 from nextframe.model.losses import change_cosine, change_loss, probe_vector, stack_terms
+from nextframe.model.rollout import follow
 from nextframe.model.rotation import blend, cosine
 from nextframe.model.splitter import Splitter, SplitterConfig
 
@@ -253,12 +254,8 @@ def chain_to_base(
     last = prior.clone()  # [N, D]
     for step in range(1, int(base.max()) + 1):
         active = base >= step  # rows whose chain reaches this frame
-        tokens = blend(
-            hidden[active],
-            text_weight[active].unsqueeze(1),
-            prior[active].unsqueeze(1),
-            last[active].unsqueeze(1),
-            blend_q,
+        tokens = follow(
+            hidden[active], text_weight[active], prior[active], last[active], blend_q
         )  # [A, T, D]
         rise = rises[active, step] - rises[active, step - 1]  # [A]
         last[active] = model(tokens, last[active], rise)
@@ -308,9 +305,7 @@ def make_inputs(
         with torch.no_grad():
             start[diff] = model(hidden[diff], prior[diff], clips.rises[clip[diff], base[diff]])
         model.train(was_training)
-    hidden = blend(
-        hidden, text_weight.unsqueeze(1), prior.unsqueeze(1), start.unsqueeze(1), blend_q
-    )
+    hidden = follow(hidden, text_weight, prior, start, blend_q)
     rise = clips.rises[clip, target] - clips.rises[clip, base]  # [B], seconds / span
     return Inputs(
         hidden_states=hidden,
