@@ -30,7 +30,7 @@ import torch
 from torch import Tensor
 
 from nextframe.model import Predictor
-from nextframe.model.rotation import blend, cosine
+from nextframe.model.rotation import cosine, follow
 
 if TYPE_CHECKING:
     from nextframe.backbones import TextEncoding
@@ -86,11 +86,6 @@ class Conditioning:
 def even_rises(count: int, n_frames: int) -> Tensor:
     """[count, n_frames] rises of evenly spaced frames over one span: 0, 1/(n-1), ..., 1."""
     return torch.linspace(0.0, 1.0, n_frames).expand(count, n_frames).clone()
-
-
-def follow(tokens: Tensor, weight: Tensor, anchor: Tensor, towards: Tensor, q: float) -> Tensor:
-    """Blend-rotate every token ([B, T, D]) by rot(anchor -> towards) ([B, D]), weight [B]."""
-    return blend(tokens, weight.unsqueeze(1), anchor.unsqueeze(1), towards.unsqueeze(1), q)
 
 
 def _predict(

@@ -159,6 +159,12 @@ def blend(x: Tensor, cos: Tensor | float, a: Tensor, b: Tensor, q: float) -> Ten
     return blended.to(x.dtype)
 
 
+def follow(tokens: Tensor, weight: Tensor, anchor: Tensor, towards: Tensor, q: float) -> Tensor:
+    """Blend-rotate every token ([B, T, D]) by rot(anchor -> towards) ([B, D]), weight [B]:
+    how the caption's tokens follow the start, in training and in both rollouts."""
+    return blend(tokens, weight.unsqueeze(1), anchor.unsqueeze(1), towards.unsqueeze(1), q)
+
+
 def rotation_loss(a: Tensor, b: Tensor, probe: Tensor) -> Tensor:
     """``|(R - I) u|^2`` for R = rot(a -> b) and probe u ([..., D] each -> [...]).
 

@@ -51,8 +51,7 @@ from tqdm.auto import tqdm
 from nextframe.config import TrainParams
 from nextframe.device import resolve_device
 from nextframe.model.losses import change_cosine, change_loss, probe_vector, stack_terms
-from nextframe.model.rollout import follow
-from nextframe.model.rotation import blend, cosine
+from nextframe.model.rotation import blend, cosine, follow
 from nextframe.model.splitter import Splitter, SplitterConfig
 
 MODES = ("normal", "back", "rotation", "diff")
