@@ -18,9 +18,11 @@ from typing import Annotated
 
 import typer
 
+from nextframe.methods import REGISTRY
+
 REPO = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- results: begin -->", "<!-- results: end -->"
-METHODS = ("splitter", "copy_start", "mean_frame", "nearest_clip", "linear", "slerp")
+METHODS = list(REGISTRY)  # every registered method, in the registry's order
 app = typer.Typer(add_completion=False)
 
 

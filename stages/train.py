@@ -1,7 +1,8 @@
-"""Train the splitter on the train split, early-stop on val, and fit the baselines.
+"""Fit the splitter and every method of generate.methods on the train split (the splitter
+early-stops on val; ridge chooses its regularisation on val).
 
-Writes MODELS_DIR/splitter (model.safetensors + config.json), MODELS_DIR/baselines,
-METRICS_DIR/train.json (DVC metrics) and METRICS_DIR/plots/train_loss.csv (one row
+Writes MODELS_DIR/<method>/ for each (the splitter: model.safetensors + config.json; the
+others: weights.safetensors + method.json), METRICS_DIR/train.json (DVC metrics) and METRICS_DIR/plots/train_loss.csv (one row
 per epoch, a DVC plot); every epoch's losses also go to MLflow.
 """
 
@@ -19,7 +20,7 @@ app = typer.Typer(add_completion=False)
 def main(
     manifest: Annotated[Path, typer.Argument(help="manifest.parquet (clip splits)")],
     embeddings: Annotated[Path, typer.Argument(help="folder with images/texts.parquet")],
-    models_dir: Annotated[Path, typer.Argument(help="where splitter/ and baselines/ go")],
+    models_dir: Annotated[Path, typer.Argument(help="where each method's folder goes")],
     metrics_dir: Annotated[Path, typer.Argument(help="where train.json and plots/ go")],
     params_file: ParamsFileOption = PARAMS_FILE,
 ) -> None:

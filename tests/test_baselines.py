@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures.methods import clip_set
+from fixtures.methods import fit as fit_method
 
 from nextframe.config import SplitterParams
-from nextframe.model import load_predictors
-from nextframe.model.baselines import (
-    NAMES,
-    fit_baselines,
-    fit_mean_motion,
-    load_baselines,
-    save_baselines,
-)
+from nextframe.errors import UserError
+from nextframe.methods.baselines import fit_mean_motion
+from nextframe.methods.loading import load_methods, method_dir
+from nextframe.methods.registry import load_class
 from nextframe.model.rotation import cosine, plane, rotate_by
 from nextframe.model.splitter import Splitter, SplitterConfig
 from nextframe.model.training import rises_from_times
+
+NAMES = ("copy_start", "mean_frame", "nearest_clip", "linear", "slerp")
 
 DIM = 16
 
@@ -40,8 +40,10 @@ def padded(
 
 
 def fit(frames, n_frames, rises, text=None):
+    """Every caption-blind baseline fitted on the padded clips."""
     text = torch.randn(len(frames), DIM) if text is None else text
-    return fit_baselines(frames, n_frames, rises, text)
+    train = clip_set(frames, n_frames, rises, text)
+    return {name: fit_method(name, train) for name in NAMES}
 
 
 def predict(model, start, rise, text=None):
@@ -146,32 +148,35 @@ def test_fit_refuses_clips_without_motion() -> None:
         fit_mean_motion(frames, torch.tensor([1]), torch.zeros(1, 1))
 
 
-def test_save_load_and_load_predictors(tmp_path: Path) -> None:
+def test_save_load_and_load_methods(tmp_path: Path) -> None:
     generator = torch.Generator().manual_seed(2)
     frames, n_frames, rises = padded([torch.randn(5, DIM, generator=generator) for _ in range(3)])
     fitted = fit(frames, n_frames, rises)
-    save_baselines(fitted, tmp_path / "baselines")
-    assert sorted(p.name for p in (tmp_path / "baselines").iterdir()) == [
-        "baselines.json",
-        "baselines.safetensors",
-    ]
-    description = json.loads((tmp_path / "baselines" / "baselines.json").read_text())
-    assert description["methods"] == list(NAMES) and description["dim"] == DIM
-    loaded = load_baselines(tmp_path / "baselines")
+    for name, method in fitted.items():
+        method.save(method_dir(tmp_path, name))
+        files = sorted(p.name for p in method_dir(tmp_path, name).iterdir())
+        assert files == ["method.json", "weights.safetensors"]
+        assert (
+            json.loads((method_dir(tmp_path, name) / "method.json").read_text())["method"] == name
+        )
+    Splitter(SplitterConfig.from_params(SplitterParams(), dim=DIM, text_length=3)).save(
+        tmp_path / "splitter"
+    )
+    loaded = load_methods(tmp_path, ["splitter", *NAMES], "cpu")
     start, rise = torch.randn(4, DIM, generator=generator), torch.linspace(-1, 1, 4)
     text = torch.randn(4, DIM, generator=generator)
     for name in NAMES:
         torch.testing.assert_close(
             predict(loaded[name], start, rise, text), predict(fitted[name], start, rise, text)
         )
-    Splitter(SplitterConfig.from_params(SplitterParams(), dim=DIM, text_length=3)).save(
-        tmp_path / "splitter"
-    )
-    predictors = load_predictors(tmp_path, "cpu")
-    assert sorted(predictors) == sorted([*NAMES, "splitter"])
-    assert predict(predictors["splitter"], start, rise, text).shape == (4, DIM)
+    assert predict(loaded["splitter"], start, rise, text).shape == (4, DIM)
 
 
 def test_load_without_files_says_to_train(tmp_path: Path) -> None:
+    (tmp_path / "linear").mkdir()
     with pytest.raises(FileNotFoundError, match="train stage"):
-        load_baselines(tmp_path)
+        load_class("linear").load(tmp_path / "linear")
+    with pytest.raises(UserError, match=r"generate.methods: \['slerp'\] not fitted"):
+        load_methods(tmp_path, ["slerp"])
+    with pytest.raises(UserError, match="unknown method"):
+        load_methods(tmp_path, ["telepathy"])

@@ -69,7 +69,7 @@ def test_sample_chain_rollout_with_a_baseline(project) -> None:
     ("extra", "message"),
     [
         (["--out", "clip.avi"], ".gif or .mp4"),
-        (["--method", "magic"], "--method: unknown ['magic']"),
+        (["--method", "magic"], "--method: unknown method(s) ['magic']"),
         (["--decoder", "paint"], "retrieval or backbone"),
         (["--rollout", "zigzag"], "step or chain"),
     ],

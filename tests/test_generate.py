@@ -18,6 +18,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
+from fixtures.methods import clip_set
+from fixtures.methods import fit as fit_method
 from PIL import Image
 from torch import Tensor
 
@@ -25,9 +27,10 @@ import nextframe.pipeline.generate
 import nextframe.sample
 from nextframe import store
 from nextframe.backbones.decoders import BackboneDecoder, RetrievalDecoder, decode_distinct
-from nextframe.config import Params, parse_params
+from nextframe.config import Params, ParamsError, parse_params
 from nextframe.errors import UserError
-from nextframe.model.baselines import fit_baselines, load_baselines, save_baselines
+from nextframe.methods.loading import method_dir
+from nextframe.methods.registry import load_class
 from nextframe.model.rollout import Conditioning, rollout
 from nextframe.model.splitter import Splitter, SplitterConfig
 from nextframe.pipeline import evaluate as evaluate_stage
@@ -370,10 +373,9 @@ def build_project(
     ]
     even = torch.linspace(0, 1, frames_per_clip).expand(len(train), frames_per_clip)
     train_text = encoding.text_embed[[clip_ids.index(c) for c in train]]
-    save_baselines(
-        fit_baselines(train_frames, torch.full((len(train),), frames_per_clip), even, train_text),
-        paths["models"] / "baselines",
-    )
+    train_set = clip_set(train_frames, torch.full((len(train),), frames_per_clip), even, train_text)
+    for name in METHODS[1:]:
+        fit_method(name, train_set).save(method_dir(paths["models"], name))
     empty = pd.DataFrame(columns=store.TRUTH_SCHEMA.names)  # no known poses: pictures only
     store.write_dataframe(empty, store.TRUTH_SCHEMA, paths["truth"])
     return paths
@@ -411,11 +413,18 @@ def fake_backbone(monkeypatch: pytest.MonkeyPatch) -> FakeBackbone:
     return backbone
 
 
+METHODS = ("splitter", "copy_start", "mean_frame", "nearest_clip", "linear", "slerp")
 PARAMS = {
-    "generate": {"n_frames": 5, "prompts": ["a blue dot"], "size": 16, "steps": 2, "max_clips": 3},
+    "generate": {
+        "n_frames": 5,
+        "prompts": ["a blue dot"],
+        "size": 16,
+        "steps": 2,
+        "max_clips": 3,
+        "methods": list(METHODS),
+    },
     "evaluate": {"horizon": 4, "bootstrap": 200, "contact_sheets": 2},
 }
-METHODS = ("splitter", "copy_start", "mean_frame", "nearest_clip", "linear", "slerp")
 
 
 def test_generate_then_evaluate_write_every_output(
@@ -448,7 +457,7 @@ def test_generate_then_evaluate_write_every_output(
     )
     torch.testing.assert_close(linear[0], prior)  # step 0 is the start: the prior embedding
     # the saved linear baseline moves by m per unit rise, and one frame of a 5-frame clip is 1/4
-    m = load_baselines(paths["models"] / "baselines")["linear"].motion
+    m = load_class("linear").load(paths["models"] / "linear").motion
     torch.testing.assert_close(linear[2], prior + 2 * m / 4, atol=1e-5, rtol=1e-5)
 
     clips = json.loads((out / "clips.json").read_text())["clips"]
@@ -581,9 +590,11 @@ def test_first_frame_start(tmp_path: Path, fake_backbone: FakeBackbone) -> None:
     first = images.embeddings[images.clip_slices()["clip05"].start]
     torch.testing.assert_close(vectors[0], first)
     torch.testing.assert_close(vectors[2], first)  # copy_start stays on the first true frame
-    with pytest.raises(UserError, match=r"generate\.methods"):
-        bad = parse_params({"generate": {"methods": ["nope"], "decoders": []}})
-        generate(paths, out, bad)
+    with pytest.raises(ParamsError, match=r"generate\.methods: .*unknown method\(s\) \['nope'\]"):
+        parse_params({"generate": {"methods": ["nope"], "decoders": []}})
+    unfitted = parse_params({"generate": {"methods": ["ridge"], "decoders": []}})
+    with pytest.raises(UserError, match=r"generate\.methods: \['ridge'\] not fitted"):
+        generate(paths, out, unfitted)
 
 
 def test_held_out_rollouts_step_through_the_true_frames_times() -> None:

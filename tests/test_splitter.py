@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from nextframe.config import SplitterParams
+from nextframe.methods.splitter import SplitterMethod
 from nextframe.model.splitter import (
     Splitter,
     SplitterConfig,
-    SplitterPredictor,
     count_parameters,
     time_features,
 )
@@ -234,7 +234,7 @@ def test_save_load_round_trip_without_pickle(tmp_path: Path, variant: str) -> No
     assert not loaded.training
     hidden, start, rise = inputs()
     torch.testing.assert_close(loaded(hidden, start, rise), model(hidden, start, rise))
-    predictor = SplitterPredictor(loaded)
+    predictor = SplitterMethod(loaded)
     assert predictor.name == "splitter"
     torch.testing.assert_close(
         predictor.predict(hidden.half(), start, rise, start),

@@ -97,6 +97,16 @@ def _data_files(path: Path) -> set[Path]:
     }
 
 
+def _registered_methods() -> set[Path]:
+    """The modules the method registry names (``.module:Class``, relative to its package):
+    whoever imports ``methods/loading.py`` may run any of them."""
+    registry = SRC / "nextframe" / "methods" / "registry.py"
+    return {
+        registry.parent / f"{match}.py"
+        for match in re.findall(r'"\.(\w+):\w+"', registry.read_text())
+    }
+
+
 def code_closure(script: Path) -> set[str]:
     """The stage script, every project module it runs and the package files they read, as
     dvc.yaml paths."""
@@ -106,7 +116,10 @@ def code_closure(script: Path) -> set[str]:
         path = todo.pop()
         if path not in seen:
             seen.add(path)
-            todo.extend(_imports(path) - seen)
+            imported = _imports(path)
+            if SRC / "nextframe" / "methods" / "loading.py" in imported:
+                imported |= _registered_methods()
+            todo.extend(imported - seen)
     data = set().union(*(_data_files(path) for path in seen))
     return {path.relative_to(REPO).as_posix() for path in seen | data}
 
@@ -125,12 +138,19 @@ def test_dvc_yaml_deps_and_params_follow_the_code(stage: str) -> None:
     assert f"stages/{stage}.py" in declared["cmd"]
 
 
-def test_editing_the_rollouts_reruns_generate_and_evaluate_but_not_train() -> None:
+def test_editing_a_method_reruns_only_the_stages_that_run_methods() -> None:
+    """A method owns its fit and its rollout, so editing one reruns train, generate and
+    evaluate; the stages before them only validate ``generate.methods`` by name, and
+    pictures (``render.py``) do not retrain anything."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-    users = {
-        name for name, stage in stages.items() if "src/nextframe/model/rollout.py" in stage["deps"]
-    }
-    assert users == {"generate", "evaluate"}
+
+    def users(path: str) -> set[str]:
+        return {name for name, stage in stages.items() if path in stage["deps"]}
+
+    assert users("src/nextframe/model/rollout.py") == {"train", "generate", "evaluate"}
+    assert users("src/nextframe/methods/caption_aware.py") == {"train", "generate", "evaluate"}
+    assert "src/nextframe/methods/registry.py" in stages["download"]["deps"]
+    assert "train" not in users("src/nextframe/render.py")
 
 
 @pytest.mark.parametrize("stage", STAGES)

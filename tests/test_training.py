@@ -24,11 +24,14 @@ from typer.testing import CliRunner
 from nextframe import store
 from nextframe.config import TrainParams
 from nextframe.errors import UserError
-from nextframe.model import load_predictors, training
+from nextframe.methods.base import PredictorMethod
+from nextframe.methods.loading import load_methods
+from nextframe.methods.splitter import SplitterMethod
+from nextframe.model import training
 from nextframe.model.losses import probe_vector
 from nextframe.model.rollout import Conditioning, chain_rollout
 from nextframe.model.rotation import blend, cosine, rotate_by
-from nextframe.model.splitter import Splitter, SplitterConfig, SplitterPredictor
+from nextframe.model.splitter import Splitter, SplitterConfig
 from nextframe.model.training import (
     MODES,
     ClipSet,
@@ -43,6 +46,18 @@ from nextframe.model.training import (
 from nextframe.pipeline.train import load_dataset
 
 DIM, TEXT_LENGTH = 32, 8
+# what the train stage fits here: every method that needs no synthetic labels
+STAGE_METHODS = (
+    "splitter",
+    "copy_start",
+    "mean_frame",
+    "nearest_clip",
+    "linear",
+    "slerp",
+    "ridge",
+    "replay_change",
+    "text_direction",
+)
 MOTIONS = ("left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right")
 SPEEDS = {"slowly": 0.2, "quickly": 0.5}  # radians over the whole clip
 
@@ -270,7 +285,7 @@ def test_rollout_diff_rows_start_where_the_generation_chain_is() -> None:
         rises=clips.rises,
     )
     model.eval()
-    chain = chain_rollout(SplitterPredictor(model), cond, q, "fixed")  # [C, F, D]
+    chain = chain_rollout(SplitterMethod(model), cond, q, "fixed")  # [C, F, D]
     with torch.no_grad():
         inputs = make_inputs(clips, plan, model, q, "rollout")
     torch.testing.assert_close(inputs.start, chain[plan.clip, plan.base])
@@ -437,7 +452,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # output models exactly: a fast, sharp test of learning. The default (target) output is
     # proven on the real synthetic pipeline by tests/test_pipeline_e2e.py.
     train = {"epochs": 30, "device": "cpu", "splitter": {"output": "velocity"}}
-    (root / "params.yaml").write_text(yaml.safe_dump({"train": train}))
+    params = {"train": train, "generate": {"methods": list(STAGE_METHODS)}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
     stage = load_stage("train")
     args = [str(manifest_path), str(embeddings), str(root / "models"), str(root / "metrics")]
     result = CliRunner().invoke(stage.app, [*args, "--params", str(root / "params.yaml")])
@@ -470,20 +486,14 @@ def test_stage_outputs(trained: Path) -> None:
         curve.columns
     )
     assert curve["train_total"].iloc[-1] < curve["train_total"].iloc[0]
-    predictors = load_predictors(trained / "models", "cpu")
-    assert set(predictors) == {
-        "splitter",
-        "copy_start",
-        "mean_frame",
-        "nearest_clip",
-        "linear",
-        "slerp",
-    }
+    predictors = load_methods(trained / "models", list(STAGE_METHODS), "cpu")
+    assert sorted(p.name for p in (trained / "models").iterdir()) == sorted(STAGE_METHODS)
     assert all(p.name == name for name, p in predictors.items())
     hidden, text = torch.randn(3, TEXT_LENGTH, DIM), torch.randn(3, DIM)
     start, rise = torch.randn(3, DIM), torch.tensor([0.0, 0.5, -0.5])
     for predictor in predictors.values():
-        assert predictor.predict(hidden, start, rise, text).shape == (3, DIM)
+        if isinstance(predictor, PredictorMethod):
+            assert predictor.predict(hidden, start, rise, text).shape == (3, DIM)
     torch.testing.assert_close(
         predictors["splitter"].predict(hidden, start, rise, text)[0], start[0]
     )

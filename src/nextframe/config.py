@@ -16,8 +16,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
+
+from nextframe.methods.registry import REGISTRY, method_names
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -299,18 +308,9 @@ class TrainParams(Section):
 class GenerateParams(Section):
     n_frames: Annotated[int, Field(ge=2)] = 8
     """frames of a prompt's video (held-out clips get one per true frame)"""
-    methods: list[str] = Field(
-        default_factory=lambda: [
-            "splitter",
-            "copy_start",
-            "mean_frame",
-            "nearest_clip",
-            "linear",
-            "slerp",
-        ],
-        min_length=1,
-    )
-    """the splitter and the baselines to roll out"""
+    methods: list[str] = Field(default_factory=method_names, min_length=1)
+    """the methods to fit, roll out and score (nextframe.methods.registry; train always fits
+    the splitter too: every method is compared with it)"""
     rollouts: list[Literal["chain", "step"]] = Field(
         default_factory=lambda: ["chain", "step"], min_length=1
     )
@@ -342,6 +342,16 @@ class GenerateParams(Section):
     seed: int = 0
     """decoder seed, the same for every frame"""
 
+    @field_validator("methods")
+    @classmethod
+    def _registered_methods(cls, methods: list[str]) -> list[str]:
+        unknown = [name for name in methods if name not in REGISTRY]
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; known: {method_names()}")
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"a method is listed twice: {methods}")
+        return methods
+
 
 class EvaluateParams(Section):
     horizon: PositiveInt = 7
@@ -369,6 +379,16 @@ class Params(Section):
     generate: GenerateParams = Field(default_factory=GenerateParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     runtime: RuntimeParams = Field(default_factory=RuntimeParams)
+
+    @model_validator(mode="after")
+    def _privileged_methods_need_labels(self) -> Params:
+        privileged = [m for m in self.generate.methods if REGISTRY[m].privileged]
+        if privileged and self.download.source != "synthetic":
+            raise ValueError(
+                f"generate.methods: {privileged} read the synthetic source's labels; remove "
+                f"them for download.source {self.download.source!r}"
+            )
+        return self
 
     def select(self, keys: tuple[str, ...]) -> dict[str, Any]:
         """The values of dotted ``keys`` (sections or leaves), nested as in params.yaml."""

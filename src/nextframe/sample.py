@@ -3,7 +3,7 @@
 The caption is encoded by the backbone in ``params.backbone``, rolled out from its prior
 embedding by one method (step by default: every frame from the start), decoded, and written
 as GIF or MP4 (by the suffix of ``out``). It goes through the same functions as the
-generate stage (``prompt_batch``, ``roll_out_all``, ``build_decoder``); the retrieval
+generate stage (``prompt_batch``, the method's ``rollout``, ``build_decoder``); the retrieval
 decoder reads the training split's frames from the pipeline's outputs.
 """
 
@@ -17,9 +17,14 @@ from nextframe.config import Params
 from nextframe.data.video import write_video
 from nextframe.device import resolve_device
 from nextframe.errors import UserError
-from nextframe.model import load_predictors
-from nextframe.model.rollout import roll_out_all
-from nextframe.pipeline.generate import build_decoder, prompt_batch, retrieval_decoder
+from nextframe.methods.base import RolloutContext
+from nextframe.methods.loading import load_methods
+from nextframe.pipeline.generate import (
+    build_decoder,
+    prompt_batch,
+    retrieval_decoder,
+    start_pictures,
+)
 from nextframe.store import read_frames, read_image_embeddings, read_manifest, read_text_embeddings
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
@@ -54,14 +59,20 @@ def sample_video(
     if decoder_name not in DECODERS:
         raise UserError(f"--decoder must be retrieval or backbone, got {decoder_name!r}")
     settings = params.generate
-    predictors = load_predictors(
-        models_dir, resolve_device(params.train.device), [method], "--method"
-    )
+    chosen = load_methods(models_dir, [method], resolve_device(params.train.device), "--method")
     backbone = load_backbone(params.backbone)
     clips = prompt_batch(backbone, [caption.strip() or caption], n_frames)
-    embeddings = roll_out_all(
-        predictors, clips.cond, [kind], params.train.blend_q, settings.anchor
-    )[(method, kind)][0]  # [n, D]
+    context = RolloutContext(
+        blend_q=params.train.blend_q,
+        anchor=settings.anchor,
+        start_pictures=lambda: start_pictures(backbone, clips.cond, params),
+        captions=clips.captions,
+    )
+    made = chosen[method].rollout(clips.cond, kind, context)
+    if made.frames is not None:  # a method that draws its own pictures
+        write_video(out, made.frames[0], settings.fps)
+        return out
+    embeddings = made.embeddings[0]  # [n, D]
     retrieval = None
     if decoder_name == "retrieval":
         outputs = outputs or PipelineOutputs()

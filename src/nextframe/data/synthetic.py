@@ -95,6 +95,24 @@ class ClipSpec:
         return hashlib.sha256(payload).hexdigest()[:6]
 
 
+def caption_attributes(caption: str) -> tuple[str, str, str] | None:
+    """(motion, speed, scale) a synthetic caption states, or None for any other caption.
+
+    The inverse of ``ClipSpec.caption`` for the labels that decide a clip's motion: the
+    privileged baselines use it, at fit time and at rollout, to group clips by them.
+    """
+    words = caption.split()
+    scale = next((w for w in words if w in SCALES), None)
+    speed = next((w for w in words if w in SPEEDS), None)
+    motion = next(
+        (m for m, (_, phrase) in TRANSLATIONS.items() if phrase in caption),
+        next((m for m in ("grows", "shrinks", "rotates") if m in words), None),
+    )
+    if scale is None or speed is None or motion is None:
+        return None
+    return motion, speed, scale
+
+
 def make_specs(params: SyntheticParams, seed: int) -> list[ClipSpec]:
     """``n_clips`` specs drawn in order from ``default_rng(seed)``."""
     rng = np.random.default_rng(seed)

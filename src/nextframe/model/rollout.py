@@ -18,26 +18,34 @@ The rises are times in seconds as fractions of the clip's span: for a held-out c
 same moment and ``cos@h`` compares like with like); for a free prompt, ``i / (n - 1)``
 (the video spans one training clip's worth of motion).
 Every predictor call covers all clips of a batch (``ROLLOUT_BATCH`` captions) at once: one
-call per step. The generate stage and ``nextframe sample`` both go through ``roll_out_all``.
+call per step (``methods.base.PredictorMethod`` batches them).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 import torch
 from torch import Tensor
 
-from nextframe.model import Predictor
 from nextframe.model.rotation import cosine, follow
-
-if TYPE_CHECKING:
-    from nextframe.backbones import TextEncoding
 
 Rollout = Literal["chain", "step"]
 Anchor = Literal["fixed", "moving"]
 ROLLOUT_BATCH = 256  # captions per predictor call
+
+
+class Predictor(Protocol):
+    """Anything that predicts a target embedding from the caption, a start and a rise."""
+
+    def predict(
+        self, hidden_states: Tensor, start: Tensor, rise: Tensor, text_embed: Tensor
+    ) -> Tensor:
+        """hidden_states [B, T, D] (the caption's tokens, rotated to follow the start),
+        start [B, D], rise [B], text_embed [B, D] (the caption's CLIP text projection,
+        untouched) -> predicted target [B, D]."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -60,18 +68,6 @@ class Conditioning:
             text_embed=self.text_embed[rows],
             start=self.start[rows],
             rises=self.rises[rows],
-        )
-
-    @classmethod
-    def from_prior(cls, encoding: TextEncoding, n_frames: int) -> Conditioning:
-        """Free captions (no true frames): start at the prior, ``n_frames`` span one clip."""
-        prior = encoding.prior_embed.float()
-        return cls(
-            hidden_states=encoding.hidden_states.float(),
-            prior_embed=prior,
-            text_embed=encoding.text_embed.float(),
-            start=prior,
-            rises=even_rises(len(prior), n_frames),
         )
 
     def concat(self, other: Conditioning) -> Conditioning:
@@ -138,28 +134,3 @@ def rollout(
     if kind == "chain":
         return chain_rollout(predictor, cond, blend_q, anchor)
     raise ValueError(f"unknown rollout {kind!r}; expected 'chain' or 'step'")
-
-
-def roll_out_all(
-    predictors: dict[str, Predictor],
-    cond: Conditioning,
-    kinds: list[str],
-    blend_q: float,
-    anchor: Anchor,
-) -> dict[tuple[str, str], Tensor]:
-    """(method, rollout) -> [C, n, D] for every predictor and rollout kind."""
-    results: dict[tuple[str, str], Tensor] = {}
-    for method, predictor in predictors.items():
-        for kind in kinds:
-            parts = [
-                rollout(
-                    predictor,
-                    cond.subset(slice(first, first + ROLLOUT_BATCH)),
-                    kind,
-                    blend_q,
-                    anchor,
-                )
-                for first in range(0, len(cond), ROLLOUT_BATCH)
-            ]
-            results[(method, kind)] = torch.cat(parts)
-    return results

@@ -253,23 +253,3 @@ class Splitter(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
-
-
-class SplitterPredictor:
-    """The trained splitter behind the ``Predictor`` interface (eval mode, no grad)."""
-
-    name = "splitter"
-
-    def __init__(self, model: Splitter) -> None:
-        self.model = model.eval()
-        self.device = next(model.parameters()).device
-
-    def predict(
-        self, hidden_states: Tensor, start: Tensor, rise: Tensor, text_embed: Tensor
-    ) -> Tensor:
-        with torch.no_grad():
-            return self.model(
-                hidden_states.to(self.device, torch.float32),
-                start.to(self.device, torch.float32),
-                rise.to(self.device, torch.float32),
-            )

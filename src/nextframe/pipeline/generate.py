@@ -41,12 +41,14 @@ from nextframe.backbones.decoders import (
     Decoder,
     RetrievalDecoder,
     decode_distinct,
+    encode_pictures,
 )
 from nextframe.config import Params
 from nextframe.device import resolve_device
 from nextframe.errors import UserError
-from nextframe.model import load_predictors
-from nextframe.model.rollout import Conditioning, roll_out_all
+from nextframe.methods.base import Rolled, RolloutContext
+from nextframe.methods.loading import load_methods, roll_out_methods
+from nextframe.model.rollout import Conditioning, even_rises
 from nextframe.render import read_pictures, write_contact_sheets, write_strips, write_videos
 from nextframe.store import (
     ImageEmbeddings,
@@ -156,8 +158,17 @@ def clip_batch(
 
 
 def prompt_batch(backbone: Backbone, prompts: list[str], n_frames: int) -> Clips:
-    """Free captions, encoded now; they start from the prior embedding."""
-    cond = Conditioning.from_prior(backbone.encode_texts(list(prompts)), n_frames)
+    """Free captions, encoded now: they start from the prior embedding, and ``n_frames``
+    evenly spaced frames span one training clip's worth of motion."""
+    encoding = backbone.encode_texts(list(prompts))
+    prior = encoding.prior_embed.float()
+    cond = Conditioning(
+        hidden_states=encoding.hidden_states.float(),
+        prior_embed=prior,
+        text_embed=encoding.text_embed.float(),
+        start=prior,
+        rises=even_rises(len(prior), n_frames),
+    )
     clip_ids = [f"prompt-{index:03d}" for index in range(len(prompts))]
     return Clips(clip_ids, list(prompts), [PROMPT_SPLIT] * len(prompts), cond)
 
@@ -252,6 +263,142 @@ class GenerateSummary:
         )
 
 
+@dataclass(frozen=True)
+class DecodePlan:
+    """Which clips are decoded, which of those get videos, and what is decoded."""
+
+    decoded_ids: list[str]  # held-out clips to decode, then every prompt
+    truth_ids: list[str]  # the held-out ones among them: their true embeddings are decoded too
+    video_ids: list[str]  # the decoded clips written as videos and contact sheets
+    captions: dict[str, str]
+
+    @classmethod
+    def of(cls, clips: Clips, held_out_ids: list[str], settings) -> DecodePlan:
+        decoded_rows = rows_to_decode(clips.split, settings.decode_clips)
+        decoded_ids = [clips.clip_ids[row] for row in decoded_rows]
+        video_rows = rows_to_decode(clips.split, settings.video_clips)
+        return cls(
+            decoded_ids=decoded_ids,
+            truth_ids=[c for c in decoded_ids if c in held_out_ids],
+            video_ids=[clips.clip_ids[r] for r in video_rows if clips.clip_ids[r] in decoded_ids],
+            captions=dict(zip(clips.clip_ids, clips.captions, strict=True)),
+        )
+
+
+def start_pictures(backbone: Backbone, cond: Conditioning, params: Params) -> np.ndarray:
+    """[B, S, S, 3] the rollouts' starts as pictures (the backbone's decoding of each start
+    embedding), for methods that work in pixels."""
+    decoder = build_decoder("backbone", backbone, params)
+    return np.concatenate(
+        [decoder.decode(chunk) for chunk in cond.start.split(params.backbone.batch_size)]
+    )
+
+
+def embeddings_of(
+    rolled: dict[tuple[str, str], Rolled], backbone: Backbone, batch_size: int
+) -> dict[tuple[str, str], Tensor]:
+    """(method, rollout) -> [C, n, D]: what a method predicted, or its pictures re-encoded."""
+    embeddings = {}
+    for key, made in rolled.items():
+        if made.embeddings is not None:
+            embeddings[key] = made.embeddings.float()
+        else:
+            count, steps = made.frames.shape[:2]
+            flat = made.frames.reshape(count * steps, *made.frames.shape[2:])
+            embeddings[key] = encode_pictures(backbone, flat, batch_size).reshape(count, steps, -1)
+    return embeddings
+
+
+def decode_all(
+    decoder: Decoder,
+    rolled: dict[tuple[str, str], Rolled],
+    predicted: dict[tuple[str, str], Tensor],
+    truth: Tensor,
+    rows: list[int],
+    backbone: Backbone,
+    params: Params,
+    progress: bool,
+) -> tuple[dict[tuple[str, str], np.ndarray], dict[tuple[str, str], Tensor]]:
+    """Pictures [C, n, S, S, 3] and their re-encodings [C, n, D] of every rollout's ``rows``
+    and of their truth (``TRUTH_KEY``): embeddings through ``decoder``; methods that made
+    pictures keep theirs (their embeddings are already those pictures re-encoded)."""
+    to_decode = {k: predicted[k][rows] for k, made in rolled.items() if made.frames is None}
+    to_decode[TRUTH_KEY] = truth
+    pictures, embedded = decode_distinct(
+        decoder, to_decode, backbone, params.backbone.batch_size, progress
+    )
+    for key, made in rolled.items():
+        if made.frames is not None:
+            pictures[key] = made.frames[rows]
+            embedded[key] = predicted[key][rows]
+    return pictures, embedded
+
+
+def write_decoded(
+    name: str,
+    pictures: dict[tuple[str, str], np.ndarray],
+    plan: DecodePlan,
+    true_pictures: dict[str, np.ndarray],
+    out_dir: Path,
+    fps: float,
+) -> int:
+    """Strips (what evaluate scores), videos and contact sheets of decoder ``name``; returns
+    the number of videos written."""
+    decoded_truth = pictures.pop(TRUTH_KEY)
+    write_strips(plan.decoded_ids, pictures, name, out_dir / STRIPS_DIR)
+    write_strips(plan.truth_ids, {TRUTH_KEY: decoded_truth}, name, out_dir / STRIPS_DIR)
+    shown = {
+        key: videos[[plan.decoded_ids.index(c) for c in plan.video_ids]]
+        for key, videos in pictures.items()
+    }
+    truth_shown = [c for c in plan.video_ids if c in plan.truth_ids]
+    truth_videos = decoded_truth[[plan.truth_ids.index(c) for c in truth_shown]]
+    written = write_videos(plan.video_ids, shown, name, out_dir / VIDEOS_DIR, fps)
+    written += write_videos(truth_shown, {TRUTH_KEY: truth_videos}, name, out_dir / VIDEOS_DIR, fps)
+    write_contact_sheets(
+        plan.video_ids,
+        [plan.captions[c] for c in plan.video_ids],
+        shown,
+        true_pictures,
+        dict(zip(truth_shown, truth_videos, strict=True)),
+        name,
+        out_dir / SHEETS_DIR,
+    )
+    return len(written)
+
+
+def write_decoded_table(
+    reencoded: dict[tuple[str, ...], Tensor], plan: DecodePlan, info, out_dir: Path
+) -> None:
+    """decoded.parquet: every decoded rollout re-encoded, then the decoded truth."""
+    schema = decoded_schema(info)
+    methods = {key: value for key, value in reencoded.items() if key[0] != TRUTH_KEY[0]}
+    truth_rows = {key: value for key, value in reencoded.items() if key[0] == TRUTH_KEY[0]}
+    write_table(
+        pa.concat_tables(
+            [
+                rollouts_to_table(plan.decoded_ids, methods, schema),
+                rollouts_to_table(plan.truth_ids, truth_rows, schema),
+            ]
+        ),
+        out_dir / DECODED_TABLE,
+    )
+
+
+def write_clips_index(clips: Clips, plan: DecodePlan, n_frames: int, out_dir: Path) -> None:
+    rows = [
+        {
+            "clip_id": c,
+            "caption": caption,
+            "split": split,
+            "decoded": c in plan.decoded_ids,
+            "video": c in plan.video_ids,
+        }
+        for c, caption, split in zip(clips.clip_ids, clips.captions, clips.split, strict=True)
+    ]
+    write_json({"n_frames": n_frames, "clips": rows}, out_dir / CLIPS_INDEX)
+
+
 def run(
     manifest_path: Path,
     embeddings_dir: Path,
@@ -262,8 +409,7 @@ def run(
     progress: bool = True,
 ) -> GenerateSummary:
     """Roll out, decode, write videos, contact sheets and both tables (see module doc)."""
-    settings = params.generate
-    clock = time.perf_counter()
+    settings, clock = params.generate, time.perf_counter()
     manifest = read_manifest(manifest_path)
     images = read_image_embeddings(embeddings_dir / "images.parquet")
     texts = read_text_embeddings(embeddings_dir / "texts.parquet", manifest)
@@ -273,28 +419,26 @@ def run(
     clips = clip_batch(clip_ids, split, images, texts, settings.start, settings.n_frames)
     if settings.prompts:
         clips = clips + prompt_batch(backbone, settings.prompts, settings.n_frames)
-    predictors = load_predictors(models_dir, resolve_device(params.train.device), settings.methods)
+    methods = load_methods(models_dir, settings.methods, resolve_device(params.train.device))
     summary = GenerateSummary(split=split, clips=len(clip_ids), prompts=len(settings.prompts))
-    summary.seconds["load"] = time.perf_counter() - clock
+    summary.seconds["load"], clock = time.perf_counter() - clock, time.perf_counter()
 
-    clock = time.perf_counter()
-    predicted = roll_out_all(
-        predictors, clips.cond, settings.rollouts, params.train.blend_q, settings.anchor
+    context = RolloutContext(
+        blend_q=params.train.blend_q,
+        anchor=settings.anchor,
+        start_pictures=lambda: start_pictures(backbone, clips.cond, params),
+        captions=clips.captions,
     )
-    write_table(
-        rollouts_to_table(clips.clip_ids, predicted, predictions_schema(images.info)),
-        out_dir / PREDICTIONS_TABLE,
-    )
+    rolled = roll_out_methods(methods, clips.cond, settings.rollouts, context)
+    predicted = embeddings_of(rolled, backbone, params.backbone.batch_size)
+    schema = predictions_schema(images.info)
+    write_table(rollouts_to_table(clips.clip_ids, predicted, schema), out_dir / PREDICTIONS_TABLE)
     summary.seconds["rollout"] = time.perf_counter() - clock
 
-    decoded_rows = rows_to_decode(clips.split, settings.decode_clips)
-    decoded_ids = [clips.clip_ids[row] for row in decoded_rows]
-    summary.decoded_clips = sum(clips.split[row] != PROMPT_SPLIT for row in decoded_rows)
-    truth_ids = [c for c in decoded_ids if c in clip_ids]
-    video_ids = [clips.clip_ids[row] for row in rows_to_decode(clips.split, settings.video_clips)]
-    video_ids = [c for c in video_ids if c in decoded_ids]
-    to_decode = {key: rolled[decoded_rows] for key, rolled in predicted.items()}
-    to_decode[TRUTH_KEY] = true_embeddings(images, truth_ids, settings.n_frames)
+    plan = DecodePlan.of(clips, clip_ids, settings)
+    rows = [clips.clip_ids.index(c) for c in plan.decoded_ids]
+    summary.decoded_clips = len(plan.truth_ids)
+    truth = true_embeddings(images, plan.truth_ids, settings.n_frames)
     frames = read_frames(frames_path)
     retrieval = None
     if "retrieval" in settings.decoders:
@@ -302,74 +446,19 @@ def run(
             manifest, images, texts, frames, frames_path.parent, settings.size
         )
     true_pictures = truth_pictures(
-        [c for c in video_ids if c in clip_ids], frames, frames_path.parent, settings.size
+        [c for c in plan.video_ids if c in clip_ids], frames, frames_path.parent, settings.size
     )
-    captions = dict(zip(clips.clip_ids, clips.captions, strict=True))
     reencoded: dict[tuple[str, ...], Tensor] = {}
     for name in settings.decoders:
         clock = time.perf_counter()
         decoder = build_decoder(name, backbone, params, retrieval)
-        pictures, embedded = decode_distinct(
-            decoder, to_decode, backbone, params.backbone.batch_size, progress
+        pictures, embedded = decode_all(
+            decoder, rolled, predicted, truth, rows, backbone, params, progress
         )
-        for key, frames_embedded in embedded.items():
-            reencoded[(*key, name)] = frames_embedded
-        decoded_truth = pictures.pop(TRUTH_KEY)
-        write_strips(decoded_ids, pictures, name, out_dir / STRIPS_DIR)
-        write_strips(truth_ids, {TRUTH_KEY: decoded_truth}, name, out_dir / STRIPS_DIR)
-        shown = {
-            key: videos[[decoded_ids.index(c) for c in video_ids]]
-            for key, videos in pictures.items()
-        }
-        shown_truth = [truth_ids.index(c) for c in video_ids if c in truth_ids]
-        written = write_videos(video_ids, shown, name, out_dir / VIDEOS_DIR, settings.fps)
-        written += write_videos(
-            [c for c in video_ids if c in truth_ids],
-            {TRUTH_KEY: decoded_truth[shown_truth]},
-            name,
-            out_dir / VIDEOS_DIR,
-            settings.fps,
-        )
-        summary.videos += len(written)
-        decoded_truth_by_clip = {truth_ids[i]: decoded_truth[i] for i in shown_truth}
-        write_contact_sheets(
-            video_ids,
-            [captions[c] for c in video_ids],
-            shown,
-            true_pictures,
-            decoded_truth_by_clip,
-            name,
-            out_dir / SHEETS_DIR,
-        )
+        reencoded.update({(*key, name): value for key, value in embedded.items()})
+        summary.videos += write_decoded(name, pictures, plan, true_pictures, out_dir, settings.fps)
         summary.seconds[f"decode_{name}"] = time.perf_counter() - clock
-
     if reencoded:
-        schema = decoded_schema(images.info)
-        methods = {key: value for key, value in reencoded.items() if key[0] != TRUTH_KEY[0]}
-        truth_rows = {key: value for key, value in reencoded.items() if key[0] == TRUTH_KEY[0]}
-        write_table(
-            pa.concat_tables(
-                [
-                    rollouts_to_table(decoded_ids, methods, schema),
-                    rollouts_to_table(truth_ids, truth_rows, schema),
-                ]
-            ),
-            out_dir / DECODED_TABLE,
-        )
-    write_json(
-        {
-            "n_frames": settings.n_frames,
-            "clips": [
-                {
-                    "clip_id": c,
-                    "caption": caption,
-                    "split": s,
-                    "decoded": c in decoded_ids,
-                    "video": c in video_ids,
-                }
-                for c, caption, s in zip(clips.clip_ids, clips.captions, clips.split, strict=True)
-            ],
-        },
-        out_dir / CLIPS_INDEX,
-    )
+        write_decoded_table(reencoded, plan, images.info, out_dir)
+    write_clips_index(clips, plan, settings.n_frames, out_dir)
     return summary

@@ -2,12 +2,11 @@
 
 Reads the manifest's splits and indexes the embed stage's tables into one ``MappedClipSet``
 per split (in memory: frame counts, times and row numbers; every batch's vectors are read
-from the tables when it is assembled), fits the baselines on train, trains the splitter on
-train with early stopping on val (``model/training.py``), scores every method on val, and
-writes:
+from the tables when it is assembled), fits every method of ``generate.methods`` (the splitter
+trains on train with early stopping on val, ``model/training.py``), scores every
+predictor on val's rows, and writes:
 
-  models/splitter/{model.safetensors,config.json}
-  models/baselines/{baselines.safetensors,baselines.json}
+  models/<method>/                 the splitter and every method of generate.methods
   metrics/train.json               the final numbers (a DVC metric)
   metrics/plots/train_loss.csv     one row per epoch (a DVC plot)
 
@@ -21,29 +20,18 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from nextframe.config import Params
 from nextframe.device import resolve_device
 from nextframe.errors import UserError
-from nextframe.model import baselines as baseline_models
+from nextframe.methods.base import FitData, PredictorMethod
+from nextframe.methods.loading import fit_methods, method_dir
 from nextframe.model.losses import TERMS
-from nextframe.model.splitter import SplitterPredictor, count_parameters
-from nextframe.model.training import (
-    ClipSet,
-    EpochCallback,
-    Plan,
-    active_modes,
-    plan_rows,
-    rises_from_times,
-    score_methods,
-    train_splitter,
-)
+from nextframe.model.mapped import MappedClipSet
+from nextframe.model.splitter import count_parameters
+from nextframe.model.training import EpochCallback, active_modes, plan_rows, score_methods
 from nextframe.store import (
-    FrameIndex,
-    TextEmbeddings,
-    TextTable,
     atomic_path,
     read_frame_index,
     read_manifest,
@@ -52,119 +40,16 @@ from nextframe.store import (
     write_json,
 )
 
-PARAMS = ("train", "runtime")
-SPLITTER_DIR = "splitter"
-BASELINES_DIR = "baselines"
+PARAMS = ("train", "generate.methods", "runtime")
 METRICS_FILE = "train.json"
 HISTORY_FILE = "plots/train_loss.csv"
-
-
-class MappedClipSet:
-    """One split read from the embedding tables batch by batch (a ``training.ClipSource``).
-
-    In memory: frame counts [C], rises [C, F] and where each clip's frames and caption are
-    in the tables (a few hundred bytes a clip). ``batch`` reads the frames and caption
-    encodings of just the clips of a batch, in place, and makes them float32 on the
-    device: the numbers a ``ClipSet`` of the whole split would hold, so training from
-    either gives the same weights.
-    """
-
-    def __init__(
-        self,
-        clip_ids: list[str],
-        frame_starts: np.ndarray,
-        n_frames: torch.Tensor,
-        rises: torch.Tensor,
-        caption_rows: np.ndarray,
-        images: FrameIndex,
-        texts: TextTable,
-        device: torch.device | str = "cpu",
-    ) -> None:
-        self.clip_ids = clip_ids
-        self.frame_starts = frame_starts  # [C] int64 first row of each clip in images.parquet
-        self.n_frames = n_frames  # [C] int64
-        self.rises = rises  # [C, F] float32
-        self.caption_rows = caption_rows  # [C] int64 row of each clip's caption in texts.parquet
-        self.images = images
-        self.texts = texts
-        self.device = torch.device(device)
-
-    @classmethod
-    def of(cls, clip_ids: list[str], images: FrameIndex, texts: TextEmbeddings) -> MappedClipSet:
-        slices, text_rows = images.clip_slices(), texts.index()
-        starts = np.array([slices[c].start for c in clip_ids], dtype=np.int64)
-        counts = torch.tensor([slices[c].stop - slices[c].start for c in clip_ids])
-        times = torch.zeros(len(clip_ids), int(counts.max()), dtype=torch.float64)  # [C, F]
-        for row, clip_id in enumerate(clip_ids):
-            times[row, : counts[row]] = torch.from_numpy(images.t_seconds[slices[clip_id]])
-        caption_rows = texts.caption_rows[[text_rows[c] for c in clip_ids]]
-        rises = rises_from_times(times, counts).float()
-        return cls(list(clip_ids), starts, counts, rises, caption_rows, images, texts.table)
-
-    def __len__(self) -> int:
-        return len(self.clip_ids)
-
-    @property
-    def dim(self) -> int:
-        return self.images.info.dim
-
-    @property
-    def text_length(self) -> int:
-        return self.texts.columns["hidden_states"].shape[0]
-
-    def to(self, device: torch.device | str) -> MappedClipSet:
-        return MappedClipSet(
-            self.clip_ids,
-            self.frame_starts,
-            self.n_frames,
-            self.rises,
-            self.caption_rows,
-            self.images,
-            self.texts,
-            device,
-        )
-
-    def gather(self, clips: np.ndarray, hidden_states: bool = True) -> ClipSet:
-        """The clips at positions ``clips`` as a ClipSet on the device (without their hidden
-        states, [n, 0, D], if not ``hidden_states``)."""
-        counts = self.n_frames[clips]  # [n]
-        width = int(counts.max())
-        rows = np.concatenate(
-            [
-                np.arange(start, start + count)
-                for start, count in zip(self.frame_starts[clips], counts.tolist(), strict=True)
-            ]
-        )
-        frames = torch.zeros(len(clips), width, self.dim)  # [n, F, D]
-        frames[torch.arange(width) < counts.unsqueeze(1)] = torch.from_numpy(
-            self.images.embeddings.read(rows)
-        )
-        caption_rows = self.caption_rows[clips]
-        hidden = (
-            self.texts.read("hidden_states", caption_rows).float()  # [n, T, D]
-            if hidden_states
-            else torch.zeros(len(clips), 0, self.dim)
-        )
-        return ClipSet(
-            clip_ids=[self.clip_ids[c] for c in clips],
-            hidden_states=hidden,
-            prior_embed=self.texts.read("prior_embed", caption_rows),
-            text_embed=self.texts.read("text_embed", caption_rows),
-            frames=frames,
-            n_frames=counts,
-            rises=self.rises[clips, :width],
-        ).to(self.device)
-
-    def batch(self, plan: Plan) -> tuple[ClipSet, Plan]:
-        clips, local = torch.unique(plan.clip.cpu(), return_inverse=True)
-        gathered = self.gather(clips.numpy())
-        return gathered, Plan(local.to(plan.clip.device), plan.base, plan.target, plan.mode)
 
 
 @dataclass(frozen=True)
 class Dataset:
     train: MappedClipSet
     val: MappedClipSet
+    captions: dict[str, str]  # clip_id -> caption, train and val
     skipped: dict[str, int]  # reason -> clips, over both splits
 
 
@@ -194,6 +79,7 @@ def load_dataset(manifest_path: Path, embeddings_dir: Path) -> Dataset:
     return Dataset(
         train=MappedClipSet.of(selections["train"].clip_ids, images, texts),
         val=MappedClipSet.of(selections["val"].clip_ids, images, texts),
+        captions=dict(zip(manifest["clip_id"], manifest["caption"], strict=True)),
         skipped=skipped,
     )
 
@@ -240,14 +126,10 @@ def run(
     """Load, fit baselines, train, score, and write models and metrics (see module doc)."""
     settings = params.train
     dataset = load_dataset(manifest_path, embeddings_dir)
-    # The baselines hold what they fit on (nearest_clip: every training frame), so they get
-    # the training split's frames in memory; the splitter's hidden states never are.
-    train_set = dataset.train.gather(np.arange(len(dataset.train)), hidden_states=False)
-    fitted = baseline_models.fit_baselines(
-        train_set.frames, train_set.n_frames, train_set.rises, train_set.text_embed
-    )
-    del train_set
-    result = train_splitter(dataset.train, dataset.val, settings, on_epoch)
+    data = FitData(dataset.train, dataset.val, dataset.captions, on_epoch)
+    names = ["splitter", *(m for m in params.generate.methods if m != "splitter")]
+    methods = fit_methods(names, data, params)
+    result = methods["splitter"].result
     device = resolve_device(settings.device)
     val_set = dataset.val.to(device)
     val_plan = plan_rows(
@@ -257,8 +139,11 @@ def run(
         torch.Generator().manual_seed(settings.seed + 1),
         settings.diff,
     )
-    predictors = {"splitter": SplitterPredictor(result.model)}
-    predictors.update({name: baseline.to(device) for name, baseline in fitted.items()})
+    predictors = {
+        name: method.to(device)
+        for name, method in methods.items()
+        if isinstance(method, PredictorMethod)
+    }
     scores = score_methods(
         predictors,
         val_set,
@@ -281,9 +166,9 @@ def run(
         "val_loss": {name: best[f"val_{name}"] for name in (*TERMS, "total")},
         **scores,
     }
-    splitter_dir = models_dir / SPLITTER_DIR
-    result.model.save(splitter_dir)
-    baseline_models.save_baselines(fitted, models_dir / BASELINES_DIR)
+    for name, method in methods.items():
+        method.save(method_dir(models_dir, name))
+    splitter_dir = method_dir(models_dir, "splitter")
     write_json(values, metrics_dir / METRICS_FILE)
     write_history_csv(result.history, metrics_dir / HISTORY_FILE)
     return TrainSummary(values, artifacts=sorted(splitter_dir.iterdir()))
