@@ -2,8 +2,9 @@
 early-stops on val; ridge chooses its regularisation on val).
 
 Writes MODELS_DIR/<method>/ for each (the splitter: model.safetensors + config.json; the
-others: weights.safetensors + method.json), METRICS_DIR/train.json (DVC metrics) and METRICS_DIR/plots/train_loss.csv (one row
-per epoch, a DVC plot); every epoch's losses also go to MLflow.
+others: weights.safetensors + method.json), METRICS_DIR/train.json (DVC metrics) and
+METRICS_DIR/plots/train_loss.csv (one row per epoch, a DVC plot); every epoch's losses
+also go to MLflow.
 """
 
 from pathlib import Path

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# shared fixtures (fake_backbone, ...) live in tests/fixtures/
+pytest_plugins = ["fixtures.project"]
+
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="nextframe-tests-"))
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_SESSION_DIR / 'mlflow.db'}"
 os.environ.setdefault("NEXTFRAME_CACHE", str(_SESSION_DIR / "cache"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_generate import FakeBackbone, build_project
+from fixtures.project import FakeBackbone, build_project
 from typer.testing import CliRunner
 
 import nextframe.sample

@@ -11,33 +11,35 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import torch
-from fixtures.methods import clip_set
-from fixtures.methods import fit as fit_method
+from fixtures.project import (
+    DIM,
+    METHODS,
+    PARAMS,
+    TOKENS,
+    FakeBackbone,
+    build_project,
+    evaluate,
+    generate,
+    solid,
+)
 from PIL import Image
 from torch import Tensor
 
-import nextframe.pipeline.generate
-import nextframe.sample
 from nextframe import store
 from nextframe.backbones.decoders import BackboneDecoder, RetrievalDecoder, decode_distinct
 from nextframe.config import Params, ParamsError, parse_params
 from nextframe.errors import UserError
-from nextframe.methods.loading import method_dir
 from nextframe.methods.registry import load_class
 from nextframe.model.rollout import Conditioning, rollout
-from nextframe.model.splitter import Splitter, SplitterConfig
 from nextframe.pipeline import evaluate as evaluate_stage
 from nextframe.pipeline.generate import clip_rises, held_out
 from nextframe.render import TITLE_HEIGHT, contact_sheet, read_strip
-
-DIM, TOKENS = 16, 5
 
 
 def rotation_matrix(a: Tensor, b: Tensor) -> Tensor:
@@ -188,10 +190,6 @@ def test_step_rollout_calls_once_per_step_with_growing_rise() -> None:
 # ---------------------------------------------------------------------------- decoders
 
 
-def solid(color: tuple[int, int, int], size: int = 8) -> Image.Image:
-    return Image.new("RGB", (size, size), color)
-
-
 def test_retrieval_returns_the_frame_with_the_nearest_embedding(tmp_path: Path) -> None:
     generator = torch.Generator().manual_seed(3)
     embeddings = torch.randn(12, DIM, generator=generator)
@@ -244,187 +242,6 @@ def test_contact_sheet_is_rows_of_methods_by_columns_of_frames() -> None:
 
 
 # ---------------------------------------------------------------------------- stages
-
-
-@dataclass
-class TextEncoding:
-    text_embed: Tensor
-    hidden_states: Tensor
-    prior_embed: Tensor
-
-
-class FakeBackbone:
-    """Image embedding = a fixed linear map of the mean colour; decode paints it back."""
-
-    name = "fake"
-    dim = DIM
-    text_length = TOKENS
-    model_ids: ClassVar[dict[str, str]] = {"fake": "none"}
-
-    def __init__(self) -> None:
-        generator = torch.Generator().manual_seed(0)
-        self.colour_map = torch.randn(3, DIM, generator=generator)  # [3, D]
-        self.letters = torch.randn(128, DIM, generator=generator)
-        self.decode_calls = 0
-
-    @property
-    def info(self) -> store.EmbeddingInfo:
-        return store.EmbeddingInfo(self.name, self.model_ids, self.dim)
-
-    def encode_images(self, images: list[Image.Image]) -> Tensor:
-        colours = torch.tensor(np.stack([np.asarray(i, np.float32).mean((0, 1)) for i in images]))
-        return colours / 255 @ self.colour_map + 0.05  # [N, D]
-
-    def encode_texts(self, captions: list[str]) -> TextEncoding:
-        codes = torch.tensor(
-            [[ord(c) % 128 for c in (text + " " * TOKENS)[:TOKENS]] for text in captions]
-        )
-        hidden = self.letters[codes]  # [N, T, D]
-        return TextEncoding(hidden.mean(1), hidden, hidden.mean(1) * 0.5 + self.colour_map[0])
-
-    def decode(self, image_embeds: Tensor, *, size: int, steps: int, guidance: float, seed: int):
-        self.decode_calls += 1
-        colours = torch.linalg.lstsq(self.colour_map.T, (image_embeds - 0.05).T).solution.T
-        colours = (colours.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-        return [solid(tuple(int(v) for v in colour), size) for colour in colours]
-
-
-def build_project(
-    root: Path, backbone: FakeBackbone, splits: dict[str, int], frames_per_clip: int = 5
-) -> dict[str, Path]:
-    """Manifest, frame PNGs + frames.parquet, embedding tables and trained-shape models."""
-    manifest_rows, frame_rows, pictures = [], [], []
-    captions = {}
-    index = 0
-    for split, count in splits.items():
-        for _ in range(count):
-            clip_id = f"clip{index:02d}"
-            captions[clip_id] = f"{'rgb'[index % 3]} dot moves {index}"
-            manifest_rows.append(
-                {
-                    "clip_id": clip_id,
-                    "source": "synthetic",
-                    "caption": captions[clip_id],
-                    "label": "",
-                    "split": split,
-                    "path": f"{clip_id}.mp4",
-                    "url": "",
-                    "status": "ok",
-                }
-            )
-            for k in range(frames_per_clip):
-                colour = (40 * (index % 6), 30 * k + 10, 200 - 30 * k)
-                path = f"{clip_id}/{k}.png"
-                (root / "frames" / clip_id).mkdir(parents=True, exist_ok=True)
-                solid(colour).save(root / "frames" / path)
-                frame_rows.append(
-                    {
-                        "clip_id": clip_id,
-                        "k": k,
-                        "frame_index": k,
-                        "t_seconds": k / 8,
-                        "score": 0.0,
-                        "path": path,
-                    }
-                )
-                pictures.append(solid(colour))
-            index += 1
-    paths = {
-        "manifest": root / "raw" / "manifest.parquet",
-        "frames": root / "frames" / "frames.parquet",
-        "embeddings": root / "embeddings",
-        "models": root / "models",
-        "truth": root / "raw" / "truth.parquet",
-    }
-    store.write_dataframe(pd.DataFrame(manifest_rows), store.MANIFEST_SCHEMA, paths["manifest"])
-    frames = pd.DataFrame(frame_rows)
-    store.write_dataframe(frames, store.FRAMES_SCHEMA, paths["frames"])
-    embeds = backbone.encode_images(pictures)  # [N, D]
-    image_table = pd.DataFrame(
-        {
-            "clip_id": frames["clip_id"],
-            "k": frames["k"],
-            "t_seconds": frames["t_seconds"],
-            "embedding": list(embeds.numpy()),
-        }
-    )
-    store.write_dataframe(
-        image_table,
-        store.image_embeddings_schema(backbone.info),
-        paths["embeddings"] / "images.parquet",
-    )
-    clip_ids = sorted(captions)
-    encoding = backbone.encode_texts([captions[c] for c in clip_ids])
-    store.write_table(
-        store.text_rows(
-            [captions[c] for c in clip_ids],
-            encoding.text_embed,
-            encoding.prior_embed,
-            encoding.hidden_states,
-            store.text_embeddings_schema(backbone.info, TOKENS),
-        ),
-        paths["embeddings"] / "texts.parquet",
-    )
-    torch.manual_seed(0)
-    Splitter(SplitterConfig(dim=DIM, text_length=TOKENS)).save(paths["models"] / "splitter")
-    train = [c for c, row in zip(clip_ids, manifest_rows, strict=True) if row["split"] == "train"]
-    train_frames = embeds.reshape(len(clip_ids), frames_per_clip, DIM)[
-        [clip_ids.index(c) for c in train]
-    ]
-    even = torch.linspace(0, 1, frames_per_clip).expand(len(train), frames_per_clip)
-    train_text = encoding.text_embed[[clip_ids.index(c) for c in train]]
-    train_set = clip_set(train_frames, torch.full((len(train),), frames_per_clip), even, train_text)
-    for name in METHODS[1:]:
-        fit_method(name, train_set).save(method_dir(paths["models"], name))
-    empty = pd.DataFrame(columns=store.TRUTH_SCHEMA.names)  # no known poses: pictures only
-    store.write_dataframe(empty, store.TRUTH_SCHEMA, paths["truth"])
-    return paths
-
-
-def evaluate(paths: dict[str, Path], generated: Path, metrics_dir: Path, params):
-    return evaluate_stage.run(
-        paths["manifest"],
-        paths["embeddings"],
-        generated,
-        paths["frames"],
-        paths["truth"],
-        metrics_dir,
-        params,
-    )
-
-
-def generate(paths: dict[str, Path], out: Path, params):
-    return nextframe.pipeline.generate.run(
-        paths["manifest"],
-        paths["embeddings"],
-        paths["models"],
-        paths["frames"],
-        out,
-        params,
-        progress=False,
-    )
-
-
-@pytest.fixture
-def fake_backbone(monkeypatch: pytest.MonkeyPatch) -> FakeBackbone:
-    backbone = FakeBackbone()
-    for module in (nextframe.pipeline.generate, nextframe.sample):
-        monkeypatch.setattr(module, "load_backbone", lambda params: backbone)
-    return backbone
-
-
-METHODS = ("splitter", "copy_start", "mean_frame", "nearest_clip", "linear", "slerp")
-PARAMS = {
-    "generate": {
-        "n_frames": 5,
-        "prompts": ["a blue dot"],
-        "size": 16,
-        "steps": 2,
-        "max_clips": 3,
-        "methods": list(METHODS),
-    },
-    "evaluate": {"horizon": 4, "bootstrap": 200, "contact_sheets": 2},
-}
 
 
 def test_generate_then_evaluate_write_every_output(
