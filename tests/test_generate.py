@@ -36,9 +36,9 @@ from nextframe.backbones.decoders import BackboneDecoder, RetrievalDecoder, deco
 from nextframe.config import Params, ParamsError, parse_params
 from nextframe.errors import UserError
 from nextframe.methods.registry import load_class
+from nextframe.model.cases import clip_rises, held_out_clips
 from nextframe.model.rollout import Conditioning, rollout
 from nextframe.pipeline import evaluate as evaluate_stage
-from nextframe.pipeline.generate import clip_rises, held_out
 from nextframe.render import TITLE_HEIGHT, contact_sheet, read_strip
 
 
@@ -383,7 +383,7 @@ def test_held_out_clips_are_test_clips_only(tmp_path: Path, fake_backbone: FakeB
     images = store.read_image_embeddings(paths["embeddings"] / "images.parquet")
     texts = store.read_text_embeddings(paths["embeddings"] / "texts.parquet", manifest)
     with pytest.raises(UserError, match=r"no test clips.*download\.split\.test"):
-        held_out(manifest, images, texts, 0)
+        held_out_clips(manifest, images, texts, 0)
 
 
 def test_first_frame_start(tmp_path: Path, fake_backbone: FakeBackbone) -> None:

@@ -139,16 +139,17 @@ def test_dvc_yaml_deps_and_params_follow_the_code(stage: str) -> None:
 
 
 def test_editing_a_method_reruns_only_the_stages_that_run_methods() -> None:
-    """A method owns its fit and its rollout, so editing one reruns train, generate and
-    evaluate; the stages before them only validate ``generate.methods`` by name, and
-    pictures (``render.py``) do not retrain anything."""
+    """A method owns its fit and its rollout, so editing one reruns train and generate;
+    evaluate scores what they wrote without importing any method, the stages before them
+    only validate ``generate.methods`` by name, and pictures (``render.py``) do not retrain
+    anything."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
     def users(path: str) -> set[str]:
         return {name for name, stage in stages.items() if path in stage["deps"]}
 
-    assert users("src/nextframe/model/rollout.py") == {"train", "generate", "evaluate"}
-    assert users("src/nextframe/methods/caption_aware.py") == {"train", "generate", "evaluate"}
+    assert users("src/nextframe/model/rollout.py") == {"train", "generate"}
+    assert users("src/nextframe/methods/caption_aware.py") == {"train", "generate"}
     assert "src/nextframe/methods/registry.py" in stages["download"]["deps"]
     assert "train" not in users("src/nextframe/render.py")
 

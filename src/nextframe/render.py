@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image, ImageDraw
 
 from nextframe.data.video import write_video
@@ -124,3 +125,14 @@ def read_strip(path: Path) -> np.ndarray:
         strip = np.asarray(image.convert("RGB"))
     size = strip.shape[0]
     return np.stack(np.split(strip, strip.shape[1] // size, axis=1))
+
+
+def truth_pictures(
+    clip_ids: list[str], frames: pd.DataFrame, frames_root: Path, size: int
+) -> dict[str, np.ndarray]:
+    """The selected true frames of each clip, [K, size, size, 3], for contact sheets."""
+    wanted = frames[frames["clip_id"].isin(clip_ids)].sort_values("k")
+    return {
+        str(clip_id): read_pictures([frames_root / path for path in rows["path"]], size)
+        for clip_id, rows in wanted.groupby("clip_id")
+    }

@@ -13,13 +13,9 @@
   first frame is replayed too).
 - ``text_direction``: rotate the start toward the caption's text embedding by the fraction
   ``r`` of the angle between them (no fitting: anyone can check it by hand).
-- ``class_regression`` and ``replay_change_attrs`` are **privileged**: they read the
-  synthetic generator's (motion, speed, size) labels from the caption
-  (``data.synthetic.caption_attributes``). ``class_regression`` fits, per label triple,
-  the change as ``a r + b r^2`` (plus a constant from the prior) by least squares;
-  ``replay_change_attrs`` is ``replay_change`` among training clips with the same labels.
+- the privileged ``class_regression`` and ``replay_change_attrs`` are in ``privileged.py``.
 
-Replays and class fits are functions of the absolute rise, so their chain rollout equals
+Replays are functions of the absolute rise, so their chain rollout equals
 their step rollout. A start is "the prior" where it equals the caption's prior embedding.
 """
 
@@ -33,8 +29,6 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from nextframe.config import Params
-from nextframe.data.synthetic import caption_attributes
-from nextframe.errors import UserError
 from nextframe.methods.base import FitData, PredictorMethod, Rolled, RolloutContext
 from nextframe.methods.baselines import interpolate_frames, valid_frames
 from nextframe.methods.files import load_method_files, save_method_files
@@ -260,42 +254,6 @@ def replay_tensors(train: ClipSet) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return F.normalize(train.text_embed.float(), dim=-1), frames, rises, train.prior_embed.float()
 
 
-def labels_of(data: FitData, clip_ids: list[str], method: str) -> list[tuple[str, str, str]]:
-    """The (motion, speed, scale) labels of the clips, or a UserError for other sources."""
-    labels = [caption_attributes(data.captions[c]) for c in clip_ids]
-    if any(label is None for label in labels):
-        raise UserError(
-            f"generate.methods: {method} is privileged: it reads the synthetic source's "
-            "(motion, speed, size) labels from the captions, and these captions have none; "
-            f"remove {method} from generate.methods for this source"
-        )
-    return labels
-
-
-def caption_labels(context: RolloutContext, count: int, method: str) -> list:
-    if context.captions is None or len(context.captions) != count:
-        raise ValueError(f"{method} needs the captions of the rollout (RolloutContext.captions)")
-    return [caption_attributes(caption) for caption in context.captions]
-
-
-class ReplayChangeAttrs(ReplayChange):
-    name: ClassVar[str] = "replay_change_attrs"
-
-    def neighbours(self, cond: Conditioning, context: RolloutContext) -> Tensor:
-        """The nearest caption among training clips with the same labels (all, if none)."""
-        similarity = F.normalize(cond.text_embed.float(), dim=-1) @ self.captions.T  # [B, N]
-        for row, label in enumerate(caption_labels(context, len(cond), self.name)):
-            same = torch.tensor([other == label for other in self.labels])
-            if same.any():
-                similarity[row, ~same] = -2.0
-        return similarity.argmax(1)
-
-    @classmethod
-    def fit(cls, data: FitData, params: Params) -> ReplayChangeAttrs:
-        train = data.in_memory("train")
-        return cls(*replay_tensors(train), labels_of(data, train.clip_ids, cls.name))
-
-
 # ---------------------------------------------------------------------------- text direction
 
 
@@ -319,91 +277,3 @@ class TextDirection(PredictorMethod):
     def load(cls, directory: Path, device: str | torch.device = "cpu") -> TextDirection:
         load_method_files(directory, device)
         return cls()
-
-
-# ---------------------------------------------------------------------------- class regression
-
-
-def fit_polynomial(rise: Tensor, change: Tensor, with_constant: bool) -> Tensor:
-    """Least squares ``change [N, D] ~ sum_p c_p rise^p`` -> coefficients [P, D]."""
-    powers = [rise, rise**2] if not with_constant else [torch.ones_like(rise), rise, rise**2]
-    basis = torch.stack(powers, dim=1).double()  # [N, P]
-    return torch.linalg.lstsq(basis, change.double()).solution.float()
-
-
-def polynomial(coefficients: Tensor, rise: Tensor) -> Tensor:
-    """[B, P, D] coefficients at rise [B] -> [B, D] (P = 2: r, r^2; P = 3: 1, r, r^2)."""
-    powers = (
-        [rise, rise**2] if coefficients.shape[1] == 2 else [torch.ones_like(rise), rise, rise**2]
-    )
-    return (torch.stack(powers, dim=1).unsqueeze(-1) * coefficients).sum(1)
-
-
-class ClassRegression:
-    name: ClassVar[str] = "class_regression"
-
-    def __init__(self, labels: list[tuple[str, str, str]], prior: Tensor, frame: Tensor) -> None:
-        self.labels = labels  # [G] label triples; the last entry's fit is over every clip
-        self.prior = prior  # [G + 1, 3, D] change from the prior: c + a r + b r^2
-        self.frame = frame  # [G + 1, 2, D] change from a frame: a r + b r^2
-
-    def rollout(self, cond: Conditioning, kind: Rollout, context: RolloutContext) -> Rolled:
-        index = {label: row for row, label in enumerate(self.labels)}
-        group = torch.tensor(
-            [
-                index.get(label, len(self.labels))
-                for label in caption_labels(context, len(cond), self.name)
-            ]
-        )
-        prior = from_prior(cond)
-        steps = [cond.start.float()]
-        for column in range(1, cond.rises.shape[1]):
-            rise = cond.rises[:, column].float()
-            change = torch.where(
-                prior.unsqueeze(1),
-                polynomial(self.prior[group], rise),
-                polynomial(self.frame[group], rise),
-            )
-            steps.append(cond.start.float() + change)
-        return Rolled(embeddings=torch.stack(steps, dim=1))
-
-    @classmethod
-    def fit(cls, data: FitData, params: Params) -> ClassRegression:
-        train = data.in_memory("train")
-        labels = labels_of(data, train.clip_ids, cls.name)
-        groups = sorted(set(labels))
-        prior_fits, frame_fits = [], []
-        for members in [[c for c, label in enumerate(labels) if label == g] for g in groups] + [
-            list(range(len(labels)))
-        ]:
-            subset = subset_clips(train, members)
-            _, start, rise, target = prior_rows(subset)
-            prior_fits.append(fit_polynomial(rise, target - start, True))
-            valid = valid_frames(subset.n_frames, subset.frames.shape[1])
-            valid[:, 0] = False
-            change = subset.frames - subset.frames[:, :1]
-            frame_fits.append(fit_polynomial(subset.rises[valid], change[valid], False))
-        return cls(groups, torch.stack(prior_fits), torch.stack(frame_fits))
-
-    def save(self, directory: Path) -> None:
-        tensors = {"prior": self.prior, "frame": self.frame}
-        save_method_files(directory, tensors, {"method": self.name, "labels": self.labels})
-
-    @classmethod
-    def load(cls, directory: Path, device: str | torch.device = "cpu") -> ClassRegression:
-        tensors, description = load_method_files(directory, device)
-        labels = [tuple(label) for label in description["labels"]]
-        return cls(labels, tensors["prior"], tensors["frame"])
-
-
-def subset_clips(clips: ClipSet, members: list[int]) -> ClipSet:
-    rows = torch.tensor(members, dtype=torch.int64)
-    return ClipSet(
-        clip_ids=[clips.clip_ids[m] for m in members],
-        hidden_states=clips.hidden_states[rows],
-        prior_embed=clips.prior_embed[rows],
-        text_embed=clips.text_embed[rows],
-        frames=clips.frames[rows],
-        n_frames=clips.n_frames[rows],
-        rises=clips.rises[rows],
-    )

@@ -96,14 +96,14 @@ for _info in (
     ),
     MethodInfo(
         "class_regression",
-        ".caption_aware:ClassRegression",
+        ".privileged:ClassRegression",
         "per (motion, speed, size) fit of the change in rise, rise^2 (privileged)",
         caption_aware=True,
         privileged=True,
     ),
     MethodInfo(
         "replay_change_attrs",
-        ".caption_aware:ReplayChangeAttrs",
+        ".privileged:ReplayChangeAttrs",
         "the change of a training clip with the same (motion, speed, size) (privileged)",
         caption_aware=True,
         privileged=True,

@@ -32,7 +32,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import torch
 from torch import Tensor
 
 from nextframe.backbones import Backbone, check_compatible, load_backbone
@@ -45,11 +44,26 @@ from nextframe.backbones.decoders import (
 )
 from nextframe.config import Params
 from nextframe.device import resolve_device
-from nextframe.errors import UserError
 from nextframe.methods.base import Rolled, RolloutContext
 from nextframe.methods.loading import load_methods, roll_out_methods
+from nextframe.model.cases import (
+    HELD_OUT_SPLIT,
+    PROMPT_SPLIT,
+    Clips,
+    clip_batch,
+    held_out_clips,
+    true_embeddings,
+)
 from nextframe.model.rollout import Conditioning, even_rises
-from nextframe.render import read_pictures, write_contact_sheets, write_strips, write_videos
+from nextframe.outputs import (
+    CLIPS_INDEX,
+    DECODED_TABLE,
+    PREDICTIONS_TABLE,
+    SHEETS_DIR,
+    STRIPS_DIR,
+    VIDEOS_DIR,
+)
+from nextframe.render import truth_pictures, write_contact_sheets, write_strips, write_videos
 from nextframe.store import (
     ImageEmbeddings,
     TextEmbeddings,
@@ -66,95 +80,7 @@ from nextframe.store import (
 )
 
 PARAMS = ("backbone", "generate", "train.blend_q", "train.device", "runtime")
-PROMPT_SPLIT = "prompt"
-CLIPS_INDEX = "clips.json"
-PREDICTIONS_TABLE = "predictions.parquet"
-STRIPS_DIR = "frames"  # lossless decoded frames, one PNG strip per video: what evaluate scores
 TRUTH_KEY = ("truth", "step")  # the held-out clip's own true embeddings, decoded: the ceiling
-DECODED_TABLE = "decoded.parquet"
-VIDEOS_DIR = "videos"
-SHEETS_DIR = "contact_sheets"
-
-
-@dataclass(frozen=True)
-class Clips:
-    """The captions to generate for, with their conditioning, in one batch."""
-
-    clip_ids: list[str]
-    captions: list[str]
-    split: list[str]
-    cond: Conditioning
-
-    def __add__(self, other: Clips) -> Clips:
-        return Clips(
-            self.clip_ids + other.clip_ids,
-            self.captions + other.captions,
-            self.split + other.split,
-            self.cond.concat(other.cond),
-        )
-
-
-HELD_OUT_SPLIT = "test"
-
-
-def held_out(
-    manifest: pd.DataFrame, images: ImageEmbeddings, texts: TextEmbeddings, max_clips: int
-) -> tuple[str, list[str]]:
-    """The test clips to generate and score, the first ``max_clips`` (0: all)."""
-    clip_ids = select_clips(manifest, images, texts, HELD_OUT_SPLIT).clip_ids
-    if not clip_ids:
-        raise UserError(
-            "no test clips: the manifest has no ok test clip with embeddings and >= 2 frames, "
-            "and the validation split cannot stand in (it chose the early-stopping epoch); set "
-            "download.split.test above 0 (or give the folder source's CSV a split column with "
-            "test rows) and rerun dvc repro"
-        )
-    return HELD_OUT_SPLIT, clip_ids[: max_clips or None]
-
-
-def clip_rises(times: Tensor, n_steps: int) -> Tensor:
-    """[K] frame times in seconds -> [n_steps] rises (t_i - t_0) / (t_last - t_0); steps past
-    the clip's last frame continue at its mean frame gap."""
-    span = times[-1] - times[0]
-    if span <= 0:
-        raise UserError(f"a held-out clip's frames all have the time {float(times[0])} s")
-    rises = (times - times[0]) / span  # [K]
-    if len(rises) >= n_steps:
-        return rises[:n_steps]
-    gap = 1.0 / (len(rises) - 1)
-    extra = 1.0 + gap * torch.arange(1, n_steps - len(rises) + 1, dtype=rises.dtype)
-    return torch.cat([rises, extra])
-
-
-def clip_batch(
-    clip_ids: list[str],
-    split: str,
-    images: ImageEmbeddings,
-    texts: TextEmbeddings,
-    start: str,
-    n_steps: int,
-) -> Clips:
-    """Conditioning of held-out clips from the tables, rising through their frames' times."""
-    slices, text_rows = images.clip_slices(), texts.index()
-    rows = torch.tensor([text_rows[c] for c in clip_ids], dtype=torch.int64)
-    prior = texts.prior_embed[rows].float()  # [C, D]
-    if start == "first_frame":
-        start_embed = images.embeddings[[slices[c].start for c in clip_ids]].float()
-    else:
-        start_embed = prior
-    rises = torch.stack(
-        [clip_rises(images.t_seconds[slices[c]].float(), n_steps) for c in clip_ids]
-    )  # [C, n]
-    cond = Conditioning(
-        hidden_states=texts.hidden_states[rows].float(),
-        prior_embed=prior,
-        text_embed=texts.text_embed[rows].float(),
-        start=start_embed,
-        rises=rises,
-    )
-    return Clips(
-        list(clip_ids), [texts.captions[r] for r in rows.tolist()], [split] * len(clip_ids), cond
-    )
 
 
 def prompt_batch(backbone: Backbone, prompts: list[str], n_frames: int) -> Clips:
@@ -173,35 +99,11 @@ def prompt_batch(backbone: Backbone, prompts: list[str], n_frames: int) -> Clips
     return Clips(clip_ids, list(prompts), [PROMPT_SPLIT] * len(prompts), cond)
 
 
-def true_embeddings(images: ImageEmbeddings, clip_ids: list[str], n_steps: int) -> Tensor:
-    """[C, n_steps, D] the clips' true frame embeddings, the last one repeated past the end."""
-    slices = images.clip_slices()
-    rows = []
-    for clip_id in clip_ids:
-        clip = images.embeddings[slices[clip_id]]  # [K, D]
-        index = torch.arange(n_steps).clamp(max=len(clip) - 1)
-        rows.append(clip[index])
-    if not rows:
-        return torch.zeros(0, n_steps, images.info.dim)
-    return torch.stack(rows).float()
-
-
 def rows_to_decode(splits: list[str], decode_clips: int) -> list[int]:
     """The first ``decode_clips`` held-out clips (0 = all) and every prompt, in order."""
     held_out_rows = [row for row, split in enumerate(splits) if split != PROMPT_SPLIT]
     prompt_rows = [row for row, split in enumerate(splits) if split == PROMPT_SPLIT]
     return held_out_rows[: decode_clips or None] + prompt_rows
-
-
-def truth_pictures(
-    clip_ids: list[str], frames: pd.DataFrame, frames_root: Path, size: int
-) -> dict[str, np.ndarray]:
-    """The selected true frames of each clip, [K, size, size, 3], for contact sheets."""
-    wanted = frames[frames["clip_id"].isin(clip_ids)].sort_values("k")
-    return {
-        str(clip_id): read_pictures([frames_root / path for path in rows["path"]], size)
-        for clip_id, rows in wanted.groupby("clip_id")
-    }
 
 
 def retrieval_decoder(
@@ -413,7 +315,7 @@ def run(
     manifest = read_manifest(manifest_path)
     images = read_image_embeddings(embeddings_dir / "images.parquet")
     texts = read_text_embeddings(embeddings_dir / "texts.parquet", manifest)
-    split, clip_ids = held_out(manifest, images, texts, settings.max_clips)
+    split, clip_ids = HELD_OUT_SPLIT, held_out_clips(manifest, images, texts, settings.max_clips)
     backbone = load_backbone(params.backbone)
     check_compatible(backbone, images.info)
     clips = clip_batch(clip_ids, split, images, texts, settings.start, settings.n_frames)
