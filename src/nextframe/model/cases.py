@@ -16,10 +16,8 @@ from torch import Tensor
 
 from nextframe.errors import UserError
 from nextframe.model.rollout import Conditioning
+from nextframe.outputs import HELD_OUT_SPLIT
 from nextframe.store import ImageEmbeddings, TextEmbeddings, select_clips
-
-HELD_OUT_SPLIT = "test"
-PROMPT_SPLIT = "prompt"
 
 
 @dataclass(frozen=True)

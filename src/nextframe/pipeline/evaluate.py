@@ -63,8 +63,15 @@ from nextframe.metrics import (
     headline,
     summarize_scores,
 )
-from nextframe.model.cases import HELD_OUT_SPLIT, PROMPT_SPLIT
-from nextframe.outputs import CLIPS_INDEX, DECODED_TABLE, PREDICTIONS_TABLE, SHEETS_DIR, STRIPS_DIR
+from nextframe.outputs import (
+    CLIPS_INDEX,
+    DECODED_TABLE,
+    HELD_OUT_SPLIT,
+    PREDICTIONS_TABLE,
+    PROMPT_SPLIT,
+    SHEETS_DIR,
+    STRIPS_DIR,
+)
 from nextframe.pixel_metrics import video_scores
 from nextframe.render import read_strip, strip_path, truth_pictures
 from nextframe.store import (

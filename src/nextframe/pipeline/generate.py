@@ -47,8 +47,6 @@ from nextframe.device import resolve_device
 from nextframe.methods.base import Rolled, RolloutContext
 from nextframe.methods.loading import load_methods, roll_out_methods
 from nextframe.model.cases import (
-    HELD_OUT_SPLIT,
-    PROMPT_SPLIT,
     Clips,
     clip_batch,
     held_out_clips,
@@ -58,7 +56,9 @@ from nextframe.model.rollout import Conditioning, even_rises
 from nextframe.outputs import (
     CLIPS_INDEX,
     DECODED_TABLE,
+    HELD_OUT_SPLIT,
     PREDICTIONS_TABLE,
+    PROMPT_SPLIT,
     SHEETS_DIR,
     STRIPS_DIR,
     VIDEOS_DIR,
