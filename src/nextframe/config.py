@@ -343,6 +343,73 @@ class GenerateParams(Section):
     """decoder seed, the same for every frame"""
 
 
+# The seed author's MSR-VTT comparison (issue 18): 31 test clips, 16 frames at 256 px, FVD
+# reported as mean +- spread over clip lengths 10..16.
+FVD_PROTOCOLS: dict[str, dict[str, Any]] = {
+    "seed_msrvtt": {
+        "n_samples": 31,
+        "clip_length": 16,
+        "size": 256,
+        "lengths": list(range(10, 17)),
+    },
+}
+
+
+class FvdParams(Section):
+    enabled: bool = False
+    """compute FVD (needs the I3D TorchScript file at evaluate.fvd.weights)"""
+    weights: str = ""
+    """path of i3d_torchscript.pt, the StyleGAN-V / common FVD I3D (docs/protocols.md)"""
+    protocol: Literal["custom", "seed_msrvtt"] = "custom"
+    """custom (the keys below) or seed_msrvtt (31 clips, 16 frames, 256 px, lengths 10..16)"""
+    clip_length: Annotated[int, Field(ge=2)] = 16
+    """frames per clip fed to I3D, sampled from each video"""
+    lengths: list[Annotated[int, Field(ge=2)]] = Field(default_factory=list)
+    """clip lengths L to score, each the first L frames of the sampled clip, reported as
+    mean and spread ([]: clip_length only)"""
+    sampling: Literal["first", "uniform"] = "first"
+    """which frames: the first ones, or evenly spaced over the video"""
+    size: Annotated[int, Field(ge=8)] = 224
+    """frame side in pixels the clips are resized to before I3D"""
+    n_samples: NonNegativeInt = 0
+    """clips per set, the first ones in clip order; real and generated the same (0: all)"""
+    shrinkage: Fraction = 0.0
+    """covariance shrinkage toward the scaled identity; needed when clips <= features"""
+    batch_size: PositiveInt = 8
+    """clips per I3D forward pass"""
+    device: str = "auto"
+    """auto: the GPU if there is one, else the CPU"""
+
+    @model_validator(mode="after")
+    def _protocol_fixes_its_keys(self) -> FvdParams:
+        preset = FVD_PROTOCOLS.get(self.protocol, {})
+        clashing = [
+            key
+            for key in preset
+            if key in self.model_fields_set and getattr(self, key) != preset[key]
+        ]
+        if clashing:
+            raise ValueError(
+                f"protocol {self.protocol} fixes {', '.join(clashing)}; remove them or use "
+                "protocol: custom"
+            )
+        too_long = [n for n in self.resolved("lengths") if n > self.resolved("clip_length")]
+        if too_long:
+            raise ValueError(f"lengths {too_long} exceed clip_length {self.clip_length}")
+        return self
+
+    def resolved(self, key: str) -> Any:
+        """A setting as the protocol preset fixes it, else as given."""
+        return FVD_PROTOCOLS.get(self.protocol, {}).get(key, getattr(self, key))
+
+
+class FlowParams(Section):
+    enabled: bool = True
+    """optical-flow motion metrics of decoded and true frames (OpenCV Farneback, no weights)"""
+    top_fraction: Fraction = 0.05
+    """dynamic degree: a pair's score is the mean of its largest flow magnitudes (top 5%)"""
+
+
 class EvaluateParams(Section):
     horizon: PositiveInt = 7
     """steps scored: cos@1..horizon (held-out clips need horizon + 1 frames)"""
@@ -354,6 +421,10 @@ class EvaluateParams(Section):
     """seeds the bootstrap"""
     contact_sheets: NonNegativeInt = 2
     """held-out clips whose contact sheets become DVC image plots"""
+    fvd: FvdParams = Field(default_factory=FvdParams)
+    """Frechet Video Distance with a user-supplied I3D (off by default: none ships)"""
+    flow: FlowParams = Field(default_factory=FlowParams)
+    """weight-free motion metrics from dense optical flow"""
 
 
 class RuntimeParams(Section):
