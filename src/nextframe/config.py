@@ -145,9 +145,40 @@ class FolderParams(Section):
     """a file decoding to fewer frames is failed:too_few_frames"""
 
 
+class MsrvttParams(Section):
+    videos: str = "MSRVTT/videos/all"
+    """folder holding the MSR-VTT videos as <video_id>.mp4 (video0.mp4 ... video9999.mp4)"""
+    annotations: str = "MSRVTT/annotation/MSRVTT_data.json"
+    """MSRVTT_data.json (videos + sentences, official split) or MSRVTT_JSFUSION_test.csv
+    (the 1k-A test clips alone)"""
+    test_csv: str = ""
+    """with the JSON: the 1k-A list MSRVTT_JSFUSION_test.csv; its videos are the test split
+    with its sentences, every other test video trains ("": the official split)"""
+    min_frames: Annotated[int, Field(ge=1)] = 4
+    """a file decoding to fewer frames is failed:too_few_frames"""
+
+
+class Ucf101Params(Section):
+    root: str = "UCF-101"
+    """folder holding UCF-101/<Class>/v_<Class>_gXX_cYY.avi"""
+    lists: str = "ucfTrainTestlist"
+    """folder holding classInd.txt and testlist0N.txt"""
+    fold: Literal[1, 2, 3] = 1
+    """official train/test split: testlist0<fold>.txt is the test split"""
+    caption_template: str = "a person doing {name}"
+    """caption of every clip; {name} is the class name in words (ApplyEyeMakeup: apply eye
+    makeup)"""
+    classes: list[str] = Field(default_factory=list)
+    """classes kept, as in classInd.txt ([]: all 101)"""
+    clips_per_class: NonNegativeInt = 0
+    """clips kept per class and split, the first in sorted order (0: all)"""
+    min_frames: Annotated[int, Field(ge=1)] = 4
+    """a file decoding to fewer frames is failed:too_few_frames"""
+
+
 class DownloadParams(Section):
-    source: Literal["synthetic", "tgif", "ucf50", "folder"] = "synthetic"
-    """where clips come from: synthetic (offline), tgif, ucf50 or folder"""
+    source: Literal["synthetic", "tgif", "ucf50", "folder", "msrvtt", "ucf101"] = "synthetic"
+    """where clips come from: synthetic (offline), tgif, ucf50, folder, msrvtt or ucf101"""
     seed: int = 0
     """seeds the synthetic clips, the samples and the train/val/test assignment"""
     split: SplitFractions = Field(default_factory=SplitFractions)
@@ -163,6 +194,10 @@ class DownloadParams(Section):
     """the UCF50 action data set"""
     folder: FolderParams = Field(default_factory=FolderParams)
     """your own videos plus a CSV of captions"""
+    msrvtt: MsrvttParams = Field(default_factory=MsrvttParams)
+    """MSR-VTT from files you have (videos + annotations)"""
+    ucf101: Ucf101Params = Field(default_factory=Ucf101Params)
+    """UCF-101 from files you have (videos + the train/test lists)"""
 
 
 ColorByte = Annotated[int, Field(ge=0, le=255)]
