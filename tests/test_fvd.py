@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+import yaml
 from i3d_fixture import save_tiny_i3d
 
 from nextframe.config import FvdParams, ParamsError, parse_params
@@ -26,6 +27,7 @@ from nextframe.fvd import (
 )
 
 CPU = torch.device("cpu")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def scipy_fvd(real: np.ndarray, generated: np.ndarray) -> float:
@@ -151,6 +153,10 @@ def test_seed_msrvtt_preset_fixes_the_protocol() -> None:
         "size": 256,
         "lengths": [10, 11, 12, 13, 14, 15, 16],
     }
+    # params.yaml lists every key at its default: the preset still applies
+    listed = yaml.safe_load((REPO / "params.yaml").read_text())
+    listed["evaluate"]["fvd"]["protocol"] = "seed_msrvtt"
+    assert parse_params(listed).evaluate.fvd.resolved("size") == 256
     with pytest.raises(ParamsError, match=r"evaluate\.fvd.*fixes size"):
         parse_params({"evaluate": {"fvd": {"protocol": "seed_msrvtt", "size": 128}}})
     with pytest.raises(ParamsError, match=r"lengths \[20\] exceed clip_length 16"):

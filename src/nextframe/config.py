@@ -417,16 +417,19 @@ class FvdParams(Section):
 
     @model_validator(mode="after")
     def _protocol_fixes_its_keys(self) -> FvdParams:
+        # a key left at its default (as params.yaml lists it) takes the preset's value; any
+        # other value would be silently overridden, so it is an error
         preset = FVD_PROTOCOLS.get(self.protocol, {})
+        fields = type(self).model_fields
         clashing = [
             key
-            for key in preset
-            if key in self.model_fields_set and getattr(self, key) != preset[key]
+            for key, value in preset.items()
+            if getattr(self, key) not in (value, fields[key].get_default(call_default_factory=True))
         ]
         if clashing:
             raise ValueError(
-                f"protocol {self.protocol} fixes {', '.join(clashing)}; remove them or use "
-                "protocol: custom"
+                f"protocol {self.protocol} fixes {', '.join(clashing)}; leave them at their "
+                "defaults or use protocol: custom"
             )
         too_long = [n for n in self.resolved("lengths") if n > self.resolved("clip_length")]
         if too_long:
