@@ -17,6 +17,7 @@ from nextframe import store
 from nextframe.config import parse_params
 from nextframe.methods import REGISTRY
 from nextframe.methods.loading import fit_methods, method_dir
+from nextframe.methods.registry import applicable
 
 
 @pytest.fixture
@@ -60,3 +61,13 @@ def test_a_method_registered_outside_the_package_runs_through_generate_and_evalu
 def test_an_unregistered_method_is_a_params_error() -> None:
     with pytest.raises(ValueError, match=r"generate.methods: .*unknown method\(s\) \['halfway'\]"):
         parse_params({"generate": {"methods": ["splitter", "halfway"]}})
+
+
+def test_privileged_methods_run_for_the_synthetic_source_only() -> None:
+    wanted = ["splitter", "class_regression", "ridge", "replay_change_attrs"]
+    assert applicable(wanted, "synthetic") == wanted
+    assert applicable(wanted, "tgif") == ["splitter", "ridge"]
+    assert {name for name, info in REGISTRY.items() if info.privileged} == {
+        "class_regression",
+        "replay_change_attrs",
+    }

@@ -154,9 +154,40 @@ class FolderParams(Section):
     """a file decoding to fewer frames is failed:too_few_frames"""
 
 
+class MsrvttParams(Section):
+    videos: str = "MSRVTT/videos/all"
+    """folder holding the MSR-VTT videos as <video_id>.mp4 (video0.mp4 ... video9999.mp4)"""
+    annotations: str = "MSRVTT/annotation/MSRVTT_data.json"
+    """MSRVTT_data.json (videos + sentences, official split) or MSRVTT_JSFUSION_test.csv
+    (the 1k-A test clips alone)"""
+    test_csv: str = ""
+    """with the JSON: the 1k-A list MSRVTT_JSFUSION_test.csv; its videos are the test split
+    with its sentences, every other test video trains ("": the official split)"""
+    min_frames: Annotated[int, Field(ge=1)] = 4
+    """a file decoding to fewer frames is failed:too_few_frames"""
+
+
+class Ucf101Params(Section):
+    root: str = "UCF-101"
+    """folder holding UCF-101/<Class>/v_<Class>_gXX_cYY.avi"""
+    lists: str = "ucfTrainTestlist"
+    """folder holding classInd.txt and testlist0N.txt"""
+    fold: Literal[1, 2, 3] = 1
+    """official train/test split: testlist0<fold>.txt is the test split"""
+    caption_template: str = "a person doing {name}"
+    """caption of every clip; {name} is the class name in words (ApplyEyeMakeup: apply eye
+    makeup)"""
+    classes: list[str] = Field(default_factory=list)
+    """classes kept, as in classInd.txt ([]: all 101)"""
+    clips_per_class: NonNegativeInt = 0
+    """clips kept per class and split, the first in sorted order (0: all)"""
+    min_frames: Annotated[int, Field(ge=1)] = 4
+    """a file decoding to fewer frames is failed:too_few_frames"""
+
+
 class DownloadParams(Section):
-    source: Literal["synthetic", "tgif", "ucf50", "folder"] = "synthetic"
-    """where clips come from: synthetic (offline), tgif, ucf50 or folder"""
+    source: Literal["synthetic", "tgif", "ucf50", "folder", "msrvtt", "ucf101"] = "synthetic"
+    """where clips come from: synthetic (offline), tgif, ucf50, folder, msrvtt or ucf101"""
     seed: int = 0
     """seeds the synthetic clips, the samples and the train/val/test assignment"""
     split: SplitFractions = Field(default_factory=SplitFractions)
@@ -172,6 +203,10 @@ class DownloadParams(Section):
     """the UCF50 action data set"""
     folder: FolderParams = Field(default_factory=FolderParams)
     """your own videos plus a CSV of captions"""
+    msrvtt: MsrvttParams = Field(default_factory=MsrvttParams)
+    """MSR-VTT from files you have (videos + annotations)"""
+    ucf101: Ucf101Params = Field(default_factory=Ucf101Params)
+    """UCF-101 from files you have (videos + the train/test lists)"""
 
 
 ColorByte = Annotated[int, Field(ge=0, le=255)]
@@ -353,6 +388,76 @@ class GenerateParams(Section):
         return methods
 
 
+# The seed author's MSR-VTT comparison (issue 18): 31 test clips, 16 frames at 256 px, FVD
+# reported as mean +- spread over clip lengths 10..16.
+FVD_PROTOCOLS: dict[str, dict[str, Any]] = {
+    "seed_msrvtt": {
+        "n_samples": 31,
+        "clip_length": 16,
+        "size": 256,
+        "lengths": list(range(10, 17)),
+    },
+}
+
+
+class FvdParams(Section):
+    enabled: bool = False
+    """compute FVD (needs the I3D TorchScript file at evaluate.fvd.weights)"""
+    weights: str = ""
+    """path of i3d_torchscript.pt, the StyleGAN-V / common FVD I3D (docs/protocols.md)"""
+    protocol: Literal["custom", "seed_msrvtt"] = "custom"
+    """custom (the keys below) or seed_msrvtt (31 clips, 16 frames, 256 px, lengths 10..16)"""
+    clip_length: Annotated[int, Field(ge=2)] = 16
+    """frames per clip fed to I3D, sampled from each video"""
+    lengths: list[Annotated[int, Field(ge=2)]] = Field(default_factory=list)
+    """clip lengths L to score, each the first L frames of the sampled clip, reported as
+    mean and spread ([]: clip_length only)"""
+    sampling: Literal["first", "uniform"] = "first"
+    """which frames: the first ones, or evenly spaced over the video"""
+    size: Annotated[int, Field(ge=8)] = 224
+    """frame side in pixels the clips are resized to before I3D"""
+    n_samples: NonNegativeInt = 0
+    """clips per set, the first ones in clip order; real and generated the same (0: all)"""
+    shrinkage: Fraction = 0.0
+    """covariance shrinkage toward the scaled identity; needed when clips <= features"""
+    batch_size: PositiveInt = 8
+    """clips per I3D forward pass"""
+    device: str = "auto"
+    """auto: the GPU if there is one, else the CPU"""
+
+    @model_validator(mode="after")
+    def _protocol_fixes_its_keys(self) -> FvdParams:
+        # a key left at its default (as params.yaml lists it) takes the preset's value; any
+        # other value would be silently overridden, so it is an error
+        preset = FVD_PROTOCOLS.get(self.protocol, {})
+        fields = type(self).model_fields
+        clashing = [
+            key
+            for key, value in preset.items()
+            if getattr(self, key) not in (value, fields[key].get_default(call_default_factory=True))
+        ]
+        if clashing:
+            raise ValueError(
+                f"protocol {self.protocol} fixes {', '.join(clashing)}; leave them at their "
+                "defaults or use protocol: custom"
+            )
+        too_long = [n for n in self.resolved("lengths") if n > self.resolved("clip_length")]
+        if too_long:
+            raise ValueError(f"lengths {too_long} exceed clip_length {self.clip_length}")
+        return self
+
+    def resolved(self, key: str) -> Any:
+        """A setting as the protocol preset fixes it, else as given."""
+        return FVD_PROTOCOLS.get(self.protocol, {}).get(key, getattr(self, key))
+
+
+class FlowParams(Section):
+    enabled: bool = True
+    """optical-flow motion metrics of decoded and true frames (OpenCV Farneback, no weights)"""
+    top_fraction: Fraction = 0.05
+    """dynamic degree: a pair's score is the mean of its largest flow magnitudes (top 5%)"""
+
+
 class EvaluateParams(Section):
     horizon: PositiveInt = 7
     """steps scored: cos@1..horizon (held-out clips need horizon + 1 frames)"""
@@ -364,6 +469,10 @@ class EvaluateParams(Section):
     """seeds the bootstrap"""
     contact_sheets: NonNegativeInt = 2
     """held-out clips whose contact sheets become DVC image plots"""
+    fvd: FvdParams = Field(default_factory=FvdParams)
+    """Frechet Video Distance with a user-supplied I3D (off by default: none ships)"""
+    flow: FlowParams = Field(default_factory=FlowParams)
+    """weight-free motion metrics from dense optical flow"""
 
 
 class RuntimeParams(Section):
@@ -379,16 +488,6 @@ class Params(Section):
     generate: GenerateParams = Field(default_factory=GenerateParams)
     evaluate: EvaluateParams = Field(default_factory=EvaluateParams)
     runtime: RuntimeParams = Field(default_factory=RuntimeParams)
-
-    @model_validator(mode="after")
-    def _privileged_methods_need_labels(self) -> Params:
-        privileged = [m for m in self.generate.methods if REGISTRY[m].privileged]
-        if privileged and self.download.source != "synthetic":
-            raise ValueError(
-                f"generate.methods: {privileged} read the synthetic source's labels; remove "
-                f"them for download.source {self.download.source!r}"
-            )
-        return self
 
     def select(self, keys: tuple[str, ...]) -> dict[str, Any]:
         """The values of dotted ``keys`` (sections or leaves), nested as in params.yaml."""

@@ -147,7 +147,7 @@ def _slug(relative: str, taken: set[str]) -> str:
     return slug
 
 
-def _place(source: Path, target: Path) -> None:
+def place(source: Path, target: Path) -> None:
     """Hard-link (or copy) ``source`` to ``target`` atomically, unless it is already there."""
     if target.exists():
         if os.path.samefile(source, target):
@@ -212,7 +212,7 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
         reason = _status(source, params, probes)
         path = "" if reason else f"{VIDEO_DIR}/{clip_id}{source.suffix.lower()}"
         if path:
-            _place(source, out_dir / path)
+            place(source, out_dir / path)
         rows.append(
             ManifestRow(
                 clip_id=clip_id,

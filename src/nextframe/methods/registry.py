@@ -43,6 +43,13 @@ def method_names() -> list[str]:
     return list(REGISTRY)
 
 
+def applicable(methods: list[str], source: str) -> list[str]:
+    """``methods`` (``generate.methods``) that can run on ``source``: the privileged ones
+    need the synthetic generator's labels and are left out for every other source, so
+    switching ``download.source`` needs no edit of the method list."""
+    return [name for name in methods if source == "synthetic" or not REGISTRY[name].privileged]
+
+
 def load_class(name: str) -> type:
     """The class of method ``name`` (importing its module)."""
     module, _, attribute = REGISTRY[name].target.partition(":")

@@ -31,6 +31,8 @@ SOURCE_MODULES = {
     "folder": "nextframe.data.folder",
     "tgif": "nextframe.data.tgif",
     "ucf50": "nextframe.data.ucf50",
+    "msrvtt": "nextframe.data.msrvtt",
+    "ucf101": "nextframe.data.ucf101",
 }
 FAILED_PREFIX = "failed:"
 

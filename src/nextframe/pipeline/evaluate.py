@@ -22,6 +22,8 @@ and h = 1..``evaluate.horizon`` (``metrics.py`` and ``pixel_metrics.py`` define 
   splitter-M.<metric>           the splitter minus method M, paired clip by clip (for
                                 errors, below 0 is the splitter's advantage)
   n_clips, n_decoded_clips      test clips scored on embeddings; of those, on pictures
+  M.R.X.flow_mag, .dynamic, .warp_err, .flicker, real.*, M.R.X.fvd*
+                                optical-flow motion and FVD (``field_metrics.py``)
 
 Each key K also has ``K.n`` (clips with a value) and, from 3 clips up, ``K.ci_low`` and
 ``K.ci_high``: the percentile bootstrap interval (``evaluate.confidence``,
@@ -55,6 +57,7 @@ from torch import Tensor
 
 from nextframe.config import Params
 from nextframe.errors import UserError
+from nextframe.field_metrics import field_scores
 from nextframe.metrics import (
     FEW_CLIPS,
     curves_of,
@@ -86,7 +89,7 @@ from nextframe.store import (
     write_json,
 )
 
-PARAMS = ("evaluate", "generate.decoders", "runtime")
+PARAMS = ("evaluate", "generate.decoders", "generate.fps", "runtime")
 HEADLINE_FILE = "evaluate.json"
 FULL_FILE = "evaluate_full.json"
 CURVES_FILE = "plots/cos_at_h.csv"
@@ -258,14 +261,18 @@ def run(
         frames = read_frames(frames_path)
         true_pictures = truth_pictures(decoded_ids, frames, frames_path.parent, size)
         poses = true_poses(read_truth(truth_path), frames, decoded_ids, size)
-        for key, values in video_scores(
-            pixels, [true_pictures[c] for c in decoded_ids], poses, settings.horizon
-        ).items():
+        true_videos = [true_pictures[c] for c in decoded_ids]
+        field = field_scores(pixels, true_videos, settings, params.generate.fps)
+        for key, values in {
+            **video_scores(pixels, true_videos, poses, settings.horizon),
+            **field.per_clip,
+        }.items():
             spread = torch.full((len(clip_ids),), float("nan"), dtype=torch.float64)
             spread[row_index] = torch.from_numpy(values)
             per_clip[key] = spread
     metrics = {"n_clips": float(len(clip_ids)), "n_decoded_clips": float(len(decoded_ids))}
     metrics.update(summarize_scores(per_clip, settings))
+    metrics.update(field.per_set if decoded else {})
     bad = [key for key, value in metrics.items() if math.isinf(value)]
     if bad:
         raise UserError(

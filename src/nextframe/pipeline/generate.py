@@ -46,6 +46,7 @@ from nextframe.config import Params
 from nextframe.device import resolve_device
 from nextframe.methods.base import Rolled, RolloutContext
 from nextframe.methods.loading import load_methods, roll_out_methods
+from nextframe.methods.registry import applicable
 from nextframe.model.cases import (
     Clips,
     clip_batch,
@@ -79,7 +80,14 @@ from nextframe.store import (
     write_table,
 )
 
-PARAMS = ("backbone", "generate", "train.blend_q", "train.device", "runtime")
+PARAMS = (
+    "backbone",
+    "generate",
+    "train.blend_q",
+    "train.device",
+    "download.source",
+    "runtime",
+)
 TRUTH_KEY = ("truth", "step")  # the held-out clip's own true embeddings, decoded: the ceiling
 
 
@@ -321,7 +329,8 @@ def run(
     clips = clip_batch(clip_ids, split, images, texts, settings.start, settings.n_frames)
     if settings.prompts:
         clips = clips + prompt_batch(backbone, settings.prompts, settings.n_frames)
-    methods = load_methods(models_dir, settings.methods, resolve_device(params.train.device))
+    names = applicable(settings.methods, params.download.source)
+    methods = load_methods(models_dir, names, resolve_device(params.train.device))
     summary = GenerateSummary(split=split, clips=len(clip_ids), prompts=len(settings.prompts))
     summary.seconds["load"], clock = time.perf_counter() - clock, time.perf_counter()
 

@@ -7,6 +7,7 @@ trains on train with early stopping on val, ``model/training.py``), scores every
 predictor on val's rows, and writes:
 
   models/<method>/                 the splitter and every method of generate.methods
+                                   (the privileged ones for the synthetic source only)
   metrics/train.json               the final numbers (a DVC metric)
   metrics/plots/train_loss.csv     one row per epoch (a DVC plot)
 
@@ -27,6 +28,7 @@ from nextframe.device import resolve_device
 from nextframe.errors import UserError
 from nextframe.methods.base import FitData, PredictorMethod
 from nextframe.methods.loading import fit_methods, method_dir
+from nextframe.methods.registry import applicable
 from nextframe.model.losses import TERMS
 from nextframe.model.mapped import MappedClipSet
 from nextframe.model.splitter import count_parameters
@@ -40,7 +42,7 @@ from nextframe.store import (
     write_json,
 )
 
-PARAMS = ("train", "generate.methods", "runtime")
+PARAMS = ("train", "generate.methods", "download.source", "runtime")
 METRICS_FILE = "train.json"
 HISTORY_FILE = "plots/train_loss.csv"
 
@@ -127,7 +129,8 @@ def run(
     settings = params.train
     dataset = load_dataset(manifest_path, embeddings_dir)
     data = FitData(dataset.train, dataset.val, dataset.captions, on_epoch)
-    names = ["splitter", *(m for m in params.generate.methods if m != "splitter")]
+    methods_wanted = applicable(params.generate.methods, params.download.source)
+    names = ["splitter", *(m for m in methods_wanted if m != "splitter")]
     methods = fit_methods(names, data, params)
     result = methods["splitter"].result
     device = resolve_device(settings.device)
