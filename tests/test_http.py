@@ -17,8 +17,8 @@ from nextframe.data.http import (
     fetch_many,
     fetch_text,
     part_path,
-    validator_path,
 )
+from nextframe.data.resume import PartRecord, load_record, record_path
 from nextframe.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("private_cache")
@@ -105,7 +105,7 @@ def test_timeout_is_retried_and_reported(server, tmp_path: Path) -> None:
 def started_part(dest: Path, data: bytes, validator: str = '"v1"') -> None:
     """A ``.part`` left by an earlier run, with the validator of the response it came from."""
     part_path(dest).write_bytes(data)
-    validator_path(dest).write_text(validator)
+    record_path(dest).write_text(validator)
 
 
 def test_range_resume_requests_only_the_rest_if_unchanged(server, tmp_path: Path) -> None:
@@ -142,7 +142,7 @@ def test_last_modified_is_the_validator_without_a_strong_etag(server, tmp_path: 
     dest = tmp_path / "big.rar"
     once = FAST.model_copy(update={"retries": 0})
     assert fetch(url, dest, once, resume=True).reason == "truncated"
-    assert validator_path(dest).read_text() == stamp
+    assert load_record(dest) == PartRecord(stamp, len(BODY))
     route.truncate = False
     assert fetch(url, dest, once, resume=True).ok
     assert server.if_ranges("/big.rar") == [None, stamp]

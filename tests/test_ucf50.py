@@ -24,7 +24,8 @@ from test_archive import make_rar4, make_tar, make_zip_bomb
 from nextframe.cache import download_path
 from nextframe.config import DownloadParams, HttpParams, Ucf50Params
 from nextframe.data import archive, ucf50
-from nextframe.data.http import part_path, validator_path
+from nextframe.data.http import part_path
+from nextframe.data.resume import record_path
 from nextframe.data.video import read_video
 from nextframe.errors import UserError
 
@@ -139,7 +140,7 @@ def test_interrupted_download_resumes_with_a_range(server, members, tmp_path: Pa
     half = len(body) // 2
     download_path(url).parent.mkdir(parents=True)
     part_path(download_path(url)).write_bytes(body[:half])
-    validator_path(download_path(url)).write_text('"rar1"')
+    record_path(download_path(url)).write_text('"rar1"')
     result = ucf50.collect(params(url, expected_bytes=len(body)), out_dir)
     assert server.ranges("/UCF50.rar") == [f"bytes={half}-"]
     assert download_path(url).read_bytes() == body
@@ -279,7 +280,7 @@ def test_archive_changed_between_runs_restarts_instead_of_splicing(
     url = server.add("/UCF50.rar", Route(new, headers={"ETag": '"new"'}))
     download_path(url).parent.mkdir(parents=True)
     part_path(download_path(url)).write_bytes(old[: len(old) // 2])
-    validator_path(download_path(url)).write_text('"old"')
+    record_path(download_path(url)).write_text('"old"')
     digest = hashlib.sha256(new).hexdigest()
     result = ucf50.collect(params(url, expected_sha256=digest), tmp_path / "raw")
     assert server.if_ranges("/UCF50.rar") == ['"old"']
