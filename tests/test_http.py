@@ -37,6 +37,11 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(path.name for path in folder.rglob("*") if path.is_file())
 
 
+def restarts(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warnings a download logged for starting over from zero."""
+    return [r.getMessage() for r in caplog.records if "from zero" in r.getMessage()]
+
+
 @pytest.fixture
 def server():
     with LocalServer() as local:
@@ -124,7 +129,9 @@ def test_range_resume_requests_only_the_rest_if_unchanged(server, tmp_path: Path
     assert leftovers(tmp_path) == ["big.rar"]
 
 
-def test_changed_file_restarts_from_zero_instead_of_splicing(server, tmp_path: Path) -> None:
+def test_changed_file_restarts_from_zero_instead_of_splicing(
+    server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """If-Range with the old ETag: the server sends the whole new body, not a spliced tail."""
     new_body = os.urandom(len(BODY))
     url = server.add("/big.rar", Route(new_body, headers={"ETag": '"v2"'}))
@@ -136,6 +143,7 @@ def test_changed_file_restarts_from_zero_instead_of_splicing(server, tmp_path: P
     assert server.if_ranges("/big.rar") == ['"v1"']
     assert leftovers(tmp_path) == ["big.rar"]
     assert time.monotonic() - started < 5
+    assert len(restarts(caplog)) == 1
 
 
 def test_last_modified_is_the_validator_without_a_strong_etag(server, tmp_path: Path) -> None:
@@ -287,11 +295,6 @@ def test_leaving_fetch_many_early_abandons_transfers_in_flight(server, tmp_path:
     results.close()
     assert time.monotonic() - started < 1.5
     assert first.ok and leftovers(tmp_path) == ["fast.bin"]
-
-
-def restarts(caplog: pytest.LogCaptureFixture) -> list[str]:
-    """The warnings a download logged for starting over from zero."""
-    return [r.getMessage() for r in caplog.records if "from zero" in r.getMessage()]
 
 
 def test_server_ignoring_if_range_cannot_splice_a_changed_file(

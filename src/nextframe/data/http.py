@@ -293,8 +293,12 @@ def _receive(
         if why:
             raise _NotAContinuation(why)
     else:
-        if offset:  # the server ignored Range, or If-Range says the file changed
-            log.warning("%s: a 200 to a range request; downloading it from zero", response.url)
+        if offset:
+            log.warning(
+                "%s: a 200 to a range request (the file changed, or Range is not supported); "
+                "downloading it from zero",
+                response.url,
+            )
         offset = 0
         if resume:
             save_record(dest, response.headers)
