@@ -15,7 +15,10 @@ a clip has no ground truth (a horizon past its last frame); summaries skip those
 - ``text_frame_similarity``: mean cosine between the caption's CLIP text embedding and
   each frame's CLIP image embedding.
 - ``summarize``: the mean over clips and a percentile bootstrap interval (resampling
-  clips with replacement), seeded so the same inputs give the same interval.
+  clips with replacement), seeded so the same inputs give the same interval; for a
+  proportion (a per-clip 0/1 such as ``direction_acc``), the exact binomial
+  (Clopper-Pearson) interval instead, which a bootstrap cannot give at 24/24 (it says
+  [1, 1]).
 - ``score``: all of the above for every method and rollout, as the flat keys of
   ``metrics/evaluate_full.json``; ``headline`` picks the few that ``metrics/evaluate.json``
   (what ``dvc exp show`` and ``dvc metrics diff`` print) holds.
@@ -27,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from scipy.stats import binomtest
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -151,8 +155,19 @@ class Summary:
     n: int  # clips with a value
 
 
-def summarize(values: Tensor, resamples: int, confidence: float, seed: int) -> Summary:
-    """Mean of the finite ``values`` [C] and its percentile bootstrap interval.
+def clopper_pearson(successes: int, count: int, confidence: float) -> tuple[float, float]:
+    """The exact binomial interval of ``successes`` of ``count`` (``count`` >= 1)."""
+    interval = binomtest(successes, count).proportion_ci(
+        confidence_level=confidence, method="exact"
+    )
+    return float(interval.low), float(interval.high)
+
+
+def summarize(
+    values: Tensor, resamples: int, confidence: float, seed: int, proportion: bool = False
+) -> Summary:
+    """Mean of the finite ``values`` [C] and its interval: the percentile bootstrap, or with
+    ``proportion`` (values 0 or 1) the exact Clopper-Pearson interval.
 
     All resamples are drawn at once ([resamples, C] indices); a fresh generator per call
     makes each interval depend only on its own values and the seed.
@@ -162,12 +177,17 @@ def summarize(values: Tensor, resamples: int, confidence: float, seed: int) -> S
     if count == 0:
         nan = float("nan")
         return Summary(mean=nan, ci_low=nan, ci_high=nan, n=0)
+    mean = float(finite.mean())
+    if proportion:
+        if not bool(((finite == 0) | (finite == 1)).all()):
+            raise ValueError(f"a proportion needs values 0 or 1, found {finite.unique()[:5]}")
+        low, high = clopper_pearson(int(finite.sum()), count, confidence)
+        return Summary(mean=mean, ci_low=low, ci_high=high, n=count)
     generator = torch.Generator().manual_seed(seed)
     picks = torch.randint(count, (resamples, count), generator=generator)  # [R, C]
     means = finite[picks].mean(dim=1)  # [R]
     tail = (1 - confidence) / 2
     low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64))
-    mean = float(finite.mean())
     # The percentile interval of a tiny sample can miss its own mean by rounding; widen to it.
     return Summary(mean=mean, ci_low=min(float(low), mean), ci_high=max(float(high), mean), n=count)
 
@@ -176,6 +196,7 @@ PerClip = dict[str, Tensor]  # metric key -> [C] one value per held-out clip, Na
 REFERENCE = "splitter"  # every other method is compared with it, clip by clip
 MIN_CLIPS_FOR_INTERVAL = 3  # fewer clips give no interval at all
 FEW_CLIPS = 10  # fewer clips give intervals too crude to lean on (the summary says so)
+PROPORTIONS = ("direction_acc", "direction_acc_45", "dynamic")  # per-clip 0/1 metrics
 
 
 def embedding_scores(
@@ -235,11 +256,16 @@ def decoded_embedding_scores(
 def summarize_scores(per_clip: PerClip, params: EvaluateParams) -> dict[str, float]:
     """Mean of every per-clip metric with its bootstrap interval (from 3 clips up) and, for
     every method against the splitter, the paired difference ``splitter-M.<metric>`` (the
-    same resampled clips for both: the bootstrap of the per-clip differences)."""
+    same resampled clips for both: the bootstrap of the per-clip differences). A proportion
+    (``PROPORTIONS``) gets the exact binomial interval; its paired difference, not a
+    proportion, the bootstrap."""
     metrics: dict[str, float] = {}
 
     def add(key: str, values: Tensor) -> None:
-        summary = summarize(values, params.bootstrap, params.confidence, params.seed)
+        proportion = key.rsplit(".", 1)[-1] in PROPORTIONS and not key.startswith(f"{REFERENCE}-")
+        summary = summarize(
+            values, params.bootstrap, params.confidence, params.seed, proportion=proportion
+        )
         metrics[key] = summary.mean
         metrics[f"{key}.n"] = float(summary.n)
         if summary.n >= MIN_CLIPS_FOR_INTERVAL:
@@ -272,33 +298,79 @@ def curves_of(metrics: dict[str, float], horizon: int) -> dict[str, list[float]]
     return {name: [metrics[f"{name}.cos@{h}"] for h in range(1, horizon + 1)] for name in names}
 
 
-def headline(metrics: dict[str, float], decoder: str) -> dict[str, float]:
-    """The few numbers of ``metrics/evaluate.json`` (every interval, per-step value and
-    chain score of a baseline stays in the full file): the clip count; per method, the step
-    rollout's mean cosine over the horizon and, decoded by ``decoder``, its direction
-    accuracy and displacement error; the splitter's chain cosine, motion scores, decoded
-    centroid error and PSNR; the decoder's ceiling on the true embeddings; and, per
-    rollout, the lowest lower bound of the splitter's paired advantage in mean cosine over
-    every other method (above 0: it beats them all)."""
-    methods = sorted(  # not the paired differences, "splitter-<method>.step.cos_mean"
-        {key.split(".")[0] for key in metrics if key.endswith(".step.cos_mean") and "-" not in key}
-    )
+HEADLINE_LIMIT = 40  # keys of metrics/evaluate.json, so that dvc exp show fits a terminal
+# The reference's own figures: headline key -> full key ({X}: the scoring decoder).
+REFERENCE_FIGURES = {
+    f"{REFERENCE}.chain.cos_mean": f"{REFERENCE}.chain.cos_mean",
+    f"{REFERENCE}.step.motion_mean": f"{REFERENCE}.step.motion_mean",
+    f"{REFERENCE}.chain.motion_mean": f"{REFERENCE}.chain.motion_mean",
+    **{
+        f"{REFERENCE}.step.{metric}": f"{REFERENCE}.step.{{X}}.{metric}"
+        for metric in (
+            "factor_motion",
+            "direction_acc",
+            "direction_acc_45",
+            "displacement_err",
+            "size_change_err",
+            "centroid_err",
+            "psnr",
+        )
+    },
+    "truth.psnr": "truth.step.{X}.psnr",
+    "truth.centroid_err": "truth.step.{X}.centroid_err",
+}
+# Paired advantages (higher is better) whose lowest lower bound over the baselines is shown:
+# headline name -> the metric after "splitter-M.".
+PAIRED_BOUNDS = {
+    "step.cos_mean": "step.cos_mean",
+    "chain.cos_mean": "chain.cos_mean",
+    "step.motion_mean": "step.motion_mean",
+    "step.factor_motion": "step.{X}.factor_motion",
+    "step.direction_acc": "step.{X}.direction_acc",
+}
+PRIVILEGED_BOUNDS = ("step.cos_mean", "step.factor_motion")
+
+
+def lowest_paired_low(metrics: dict[str, float], metric: str, methods: list[str]) -> float | None:
+    """The lowest ``ci_low`` of ``splitter-M.<metric>`` over ``methods`` that have one."""
+    lows = [
+        metrics[key]
+        for method in methods
+        if (key := f"{REFERENCE}-{method}.{metric}.ci_low") in metrics
+    ]
+    return min(lows) if lows else None
+
+
+def headline(
+    metrics: dict[str, float], decoder: str, methods: list[str], privileged: set[str]
+) -> dict[str, float]:
+    """The numbers of ``metrics/evaluate.json``, at most ``HEADLINE_LIMIT`` whatever the
+    number of methods (everything else, per class, interval and step, stays in the full
+    file): the clip count; the splitter's own figures (``REFERENCE_FIGURES``, pictures
+    decoded by ``decoder``) and the decoder's ceiling on the true embeddings; for each of
+    ``PAIRED_BOUNDS`` the lowest lower bound of the splitter's paired advantage over every
+    baseline that is not ``privileged`` (``.worst_paired_low``, above 0: it beats them
+    all) and, for ``PRIVILEGED_BOUNDS``, the same over the privileged ones
+    (``.privileged_paired_low``); then one figure per method of ``methods`` (the splitter
+    first, then in their order), the step rollout's mean cosine, as long as the limit
+    allows (a method past it is in the full file only)."""
     top = {"n_clips": metrics["n_clips"]}
-    for method in methods:
-        top[f"{method}.step.cos_mean"] = metrics.get(f"{method}.step.cos_mean")
-        for metric in ("direction_acc", "displacement_err"):
-            top[f"{method}.step.{metric}"] = metrics.get(f"{method}.step.{decoder}.{metric}")
-    top[f"{REFERENCE}.chain.cos_mean"] = metrics.get(f"{REFERENCE}.chain.cos_mean")
-    for kind in ("step", "chain"):
-        top[f"{REFERENCE}.{kind}.motion_mean"] = metrics.get(f"{REFERENCE}.{kind}.motion_mean")
-        lows = [
-            value
-            for key, value in metrics.items()
-            if key.startswith(f"{REFERENCE}-") and key.endswith(f".{kind}.cos_mean.ci_low")
-        ]
-        top[f"{REFERENCE}.{kind}.cos_mean.worst_paired_low"] = min(lows) if lows else None
-    for metric in ("centroid_err", "psnr"):
-        top[f"{REFERENCE}.step.{metric}"] = metrics.get(f"{REFERENCE}.step.{decoder}.{metric}")
-    for metric in ("psnr", "centroid_err"):
-        top[f"truth.{metric}"] = metrics.get(f"truth.step.{decoder}.{metric}")
-    return {key: value for key, value in top.items() if value is not None}
+    for name, key in REFERENCE_FIGURES.items():
+        top[name] = metrics.get(key.format(X=decoder))
+    others = [m for m in methods if m != REFERENCE]
+    fair = [m for m in others if m not in privileged]
+    unfair = [m for m in others if m in privileged]
+    for name, metric in PAIRED_BOUNDS.items():
+        top[f"{REFERENCE}.{name}.worst_paired_low"] = lowest_paired_low(
+            metrics, metric.format(X=decoder), fair
+        )
+    for name in PRIVILEGED_BOUNDS:
+        top[f"{REFERENCE}.{name}.privileged_paired_low"] = lowest_paired_low(
+            metrics, PAIRED_BOUNDS[name].format(X=decoder), unfair
+        )
+    top = {key: value for key, value in top.items() if value is not None}
+    for method in sorted(methods, key=lambda name: name != REFERENCE):  # the splitter first
+        value = metrics.get(f"{method}.step.cos_mean")
+        if value is not None and len(top) < HEADLINE_LIMIT:
+            top[f"{method}.step.cos_mean"] = value
+    return top
