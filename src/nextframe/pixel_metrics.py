@@ -248,9 +248,13 @@ def video_scores(
     metric does not apply to a clip).
     """
     scores: dict[str, np.ndarray] = {}
-    scenes = [scene_colours(true[0]) for true in true_frames]
+    # the scene and the shape's symmetry order from each posed clip's true frames
+    scenes = [
+        None if pose is None else scene_colours(true[0])
+        for true, pose in zip(true_frames, poses, strict=True)
+    ]
     orders = [
-        symmetry_order(true[min(1, len(true) - 1)], scene)
+        0 if scene is None else symmetry_order(true[min(1, len(true) - 1)], scene)
         for true, scene in zip(true_frames, scenes, strict=True)
     ]
     for (method, kind, decoder), decoded in videos.items():
@@ -264,7 +268,7 @@ def video_scores(
             rows["ssim"].append(float(ssim(video[steps], true[steps]).mean()))
             path = (
                 NO_TRAJECTORY
-                if pose is None
+                if pose is None or scene is None
                 else trajectory(video[steps], pose[steps], scene, order)
             )
             for attribute, name in TRAJECTORY_KEYS.items():
