@@ -3,13 +3,17 @@ on hand-made rollouts."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+from fixtures.project import PARAMS, FakeBackbone, build_project, evaluate, generate
 
-from nextframe.config import EvaluateParams, SyntheticParams
+from nextframe import store
+from nextframe.config import EvaluateParams, SyntheticParams, parse_params
 from nextframe.data.synthetic import make_specs, truth_rows
 from nextframe.metrics import clopper_pearson, embedding_scores
 from nextframe.motion_classes import class_summaries, motion_classes
@@ -74,3 +78,34 @@ def test_per_class_summaries_of_hand_made_rollouts() -> None:
     assert "by_class.left.splitter.step.x.direction_acc.ci_low" not in metrics
     assert not [key for key in metrics if "cos@" in key]
     assert not [key for key in metrics if key.startswith(("by_class.up", "by_class.rotate"))]
+
+
+def test_the_evaluate_stage_writes_per_class_keys_to_the_full_file_only(
+    tmp_path: Path, fake_backbone: FakeBackbone
+) -> None:
+    """Guards the stage's wiring: the classes come from truth.parquet's rows of the held-out
+    clips, each class's summaries land in evaluate_full.json, none in the headline."""
+    paths = build_project(tmp_path, fake_backbone, {"train": 6, "val": 1, "test": 3})
+    specs = make_specs(SyntheticParams(n_clips=60), 3)
+    motions = {"clip07": "moves_left", "clip08": "moves_right", "clip09": "rotates"}
+    rows = []
+    for clip_id, motion in motions.items():
+        spec = next(s for s in specs if s.motion == motion)
+        rows += truth_rows(clip_id, replace(spec, n_frames=5))
+    store.write_dataframe(pd.DataFrame(rows), store.TRUTH_SCHEMA, paths["truth"])
+    params = parse_params({**PARAMS, "generate": {**PARAMS["generate"], "decoders": []}})
+    generate(paths, tmp_path / "generated", params)
+    evaluate(paths, tmp_path / "generated", tmp_path / "metrics", params)
+    full = json.loads((tmp_path / "metrics" / "evaluate_full.json").read_text())
+    top = json.loads((tmp_path / "metrics" / "evaluate.json").read_text())
+    classes = ("left", "right", "rotate")
+    for name in classes:
+        assert full[f"by_class.{name}.n_clips"] == 1
+        assert full[f"by_class.{name}.splitter.step.cos_mean.n"] == 1
+        assert f"by_class.{name}.splitter-copy_start.step.cos_mean" in full
+    assert not [key for key in full if key.startswith(("by_class.up", "by_class.grow"))]
+    # one clip per class: the classes' means average to the overall mean
+    for key in ("splitter.step.cos_mean", "copy_start.chain.motion_mean"):
+        per_class = [full[f"by_class.{name}.{key}"] for name in classes]
+        assert sum(per_class) / 3 == pytest.approx(full[key])
+    assert not [key for key in top if key.startswith("by_class")]
