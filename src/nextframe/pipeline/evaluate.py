@@ -46,7 +46,8 @@ direction_acc_45, dynamic) the exact Clopper-Pearson interval. A mean over no cl
 left out. ``metrics/evaluate.json``, the DVC metrics file that ``dvc exp show`` and ``dvc
 metrics diff`` print, holds only the headline keys (``metrics.headline``: at most 40,
 whatever the number of methods; privileged methods are left out of its worst paired
-bounds and reported beside them).
+bounds and reported beside them). ``metrics/evaluate_methods.json`` (git-tracked, small)
+holds the figures of the README's per-method and per-class tables (``method_table.py``).
 
 ``metrics/plots/cos_at_h.csv`` is wide: a column ``h`` and one column ``M.R`` per method
 and rollout, one row per horizon, so ``dvc plots`` draws one line per method and rollout.
@@ -74,6 +75,7 @@ from torch import Tensor
 from nextframe.config import Params
 from nextframe.errors import UserError
 from nextframe.field_metrics import field_scores
+from nextframe.method_table import method_table
 from nextframe.methods import REGISTRY
 from nextframe.metrics import (
     FEW_CLIPS,
@@ -110,6 +112,7 @@ from nextframe.store import (
 PARAMS = ("evaluate", "generate.decoders", "generate.fps", "runtime")
 HEADLINE_FILE = "evaluate.json"
 FULL_FILE = "evaluate_full.json"
+METHODS_FILE = "evaluate_methods.json"  # the README tables' figures (method_table.py)
 CURVES_FILE = "plots/cos_at_h.csv"
 SHEETS_PLOTS = "plots/contact_sheets"
 
@@ -305,8 +308,9 @@ def run(
     write_json(metrics, metrics_dir / FULL_FILE)
     methods = params.generate.methods
     privileged = {name for name in methods if REGISTRY[name].privileged}
-    top = headline(metrics, scoring_decoder(params), methods, privileged)
-    write_json(top, metrics_dir / HEADLINE_FILE)
+    decoder = scoring_decoder(params)
+    write_json(headline(metrics, decoder, methods, privileged), metrics_dir / HEADLINE_FILE)
+    write_json(method_table(metrics, decoder, methods), metrics_dir / METHODS_FILE)
     curves = curves_of(metrics, settings.horizon)
     curves_path = metrics_dir / CURVES_FILE
     write_curves(curves, curves_path)
