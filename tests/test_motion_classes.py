@@ -15,6 +15,7 @@ from fixtures.project import PARAMS, FakeBackbone, build_project, evaluate, gene
 from nextframe import store
 from nextframe.config import EvaluateParams, SyntheticParams, parse_params
 from nextframe.data.synthetic import make_specs, truth_rows
+from nextframe.method_table import method_table
 from nextframe.metrics import clopper_pearson, embedding_scores
 from nextframe.motion_classes import class_summaries, motion_classes
 
@@ -109,3 +110,35 @@ def test_the_evaluate_stage_writes_per_class_keys_to_the_full_file_only(
         per_class = [full[f"by_class.{name}.{key}"] for name in classes]
         assert sum(per_class) / 3 == pytest.approx(full[key])
     assert not [key for key in top if key.startswith("by_class")]
+    table = json.loads((tmp_path / "metrics" / "evaluate_methods.json").read_text())
+    assert (
+        table["by_class.rotate.splitter.step.cos_mean"]
+        == full["by_class.rotate.splitter.step.cos_mean"]
+    )
+    assert table["copy_start.step.motion_mean"] == full["copy_start.step.motion_mean"]
+
+
+def test_the_methods_file_names_metrics_as_the_headline_does() -> None:
+    """evaluate_methods.json: the scoring decoder's figures without the decoder in the key,
+    the other decoder's left out, per class only for classes with clips."""
+    full = {
+        "splitter.step.cos_mean": 0.9,
+        "splitter.step.cos_mean.ci_low": 0.8,
+        "splitter.step.backbone.factor_motion": 0.4,
+        "splitter.step.retrieval.factor_motion": 0.1,
+        "splitter.chain.cos_mean": 0.7,
+        "truth.step.backbone.direction_acc": 1.0,
+        "splitter-ridge.step.backbone.factor_motion.ci_high": 0.2,
+        "by_class.grow.n_clips": 3.0,
+        "by_class.grow.ridge.step.backbone.factor_motion": -0.5,
+        "by_class.grow.ridge.step.backbone.psnr": 20.0,
+    }
+    assert method_table(full, "backbone", ["splitter", "ridge"]) == {
+        "splitter.step.cos_mean": 0.9,
+        "splitter.step.cos_mean.ci_low": 0.8,
+        "splitter.step.factor_motion": 0.4,
+        "truth.step.direction_acc": 1.0,
+        "splitter-ridge.step.factor_motion.ci_high": 0.2,
+        "by_class.grow.n_clips": 3.0,
+        "by_class.grow.ridge.step.factor_motion": -0.5,
+    }
