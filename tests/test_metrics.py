@@ -23,6 +23,7 @@ from nextframe.metrics import (
     motion_at_h,
     motion_mean,
     summarize,
+    summarize_many,
     summarize_scores,
     text_frame_similarity,
     truth_cosine,
@@ -385,3 +386,25 @@ def test_the_headline_holds_every_registered_method_within_40_keys() -> None:
     assert len(top) == HEADLINE_LIMIT
     assert top["splitter.step.cos_mean.worst_paired_low"] == -0.25
     assert "splitter.step.cos_mean" in top  # the reference's figure comes first
+
+
+def test_series_bootstrapped_together_get_each_its_own_interval() -> None:
+    """Guards the batched bootstrap: series of the same clips share one matrix product,
+    series with other missing clips another; each interval is the one a plain loop over
+    the resamples gives for that series alone (the indices the seeded generator draws)."""
+    generator = torch.Generator().manual_seed(5)
+    series = {f"s{i}": torch.randn(9, generator=generator, dtype=torch.float64) for i in range(5)}
+    series["s3"][[0, 4]] = float("nan")
+    series["s4"][:] = float("nan")
+    summaries = summarize_many(series, 300, 0.9, 2)
+    assert summaries["s4"].n == 0 and math.isnan(summaries["s4"].mean)
+    for key in ("s0", "s1", "s2", "s3"):
+        finite = series[key][torch.isfinite(series[key])]
+        picks = torch.randint(
+            len(finite), (300, len(finite)), generator=torch.Generator().manual_seed(2)
+        )
+        means = np.array([float(finite[row].mean()) for row in picks])
+        low, high = np.quantile(means, [0.05, 0.95])
+        assert summaries[key].n == len(finite)
+        assert summaries[key].mean == pytest.approx(float(finite.mean()))
+        assert (summaries[key].ci_low, summaries[key].ci_high) == pytest.approx((low, high))

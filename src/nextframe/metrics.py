@@ -26,6 +26,7 @@ a clip has no ground truth (a horizon past its last frame); summaries skip those
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -155,6 +156,7 @@ class Summary:
     n: int  # clips with a value
 
 
+@functools.cache
 def clopper_pearson(successes: int, count: int, confidence: float) -> tuple[float, float]:
     """The exact binomial interval of ``successes`` of ``count`` (``count`` >= 1)."""
     interval = binomtest(successes, count).proportion_ci(
@@ -163,33 +165,76 @@ def clopper_pearson(successes: int, count: int, confidence: float) -> tuple[floa
     return float(interval.low), float(interval.high)
 
 
+BOOTSTRAP_BATCH = 256  # series bootstrapped in one matrix product ([batch, C] x [C, R])
+
+
+def bootstrap_means(series: Tensor, resamples: int, seed: int) -> Tensor:
+    """[K, C] finite series of C clips -> [K, R] means of R resamples of the clips.
+
+    A fresh generator per call draws the resamples ([R, C] indices, as counts of each clip
+    per resample), so an interval depends only on its own values, the clip count and the
+    seed, and series of the same clips share their resamples (one matrix product)."""
+    count = series.shape[1]
+    generator = torch.Generator().manual_seed(seed)
+    picks = torch.randint(count, (resamples, count), generator=generator)  # [R, C]
+    weights = torch.zeros(resamples, count, dtype=torch.float64)
+    weights.scatter_add_(1, picks, torch.ones_like(picks, dtype=torch.float64))  # [R, C]
+    return series @ weights.T / count  # [K, R]
+
+
+def summarize_many(
+    series: dict[str, Tensor],
+    resamples: int,
+    confidence: float,
+    seed: int,
+    proportions: frozenset[str] = frozenset(),
+) -> dict[str, Summary]:
+    """``summarize`` of every [C] tensor of ``series``; the keys in ``proportions`` are
+    0/1 values and get the exact Clopper-Pearson interval. Series with the same finite
+    clips are bootstrapped together, ``BOOTSTRAP_BATCH`` at a time."""
+    nan = float("nan")
+    out: dict[str, Summary] = {}
+    groups: dict[bytes, list[str]] = {}
+    tail = (1 - confidence) / 2
+    levels = torch.tensor([tail, 1 - tail], dtype=torch.float64)
+    for key, values in series.items():
+        finite = values.double()[torch.isfinite(values)]
+        count = int(finite.numel())
+        if count == 0:
+            out[key] = Summary(mean=nan, ci_low=nan, ci_high=nan, n=0)
+        elif key in proportions:
+            if not bool(((finite == 0) | (finite == 1)).all()):
+                raise ValueError(f"{key}: a proportion needs values 0 or 1, found {finite[:5]}")
+            low, high = clopper_pearson(int(finite.sum()), count, confidence)
+            out[key] = Summary(mean=float(finite.mean()), ci_low=low, ci_high=high, n=count)
+        else:
+            groups.setdefault(torch.isfinite(values).numpy().tobytes(), []).append(key)
+    for keys in groups.values():
+        for first in range(0, len(keys), BOOTSTRAP_BATCH):
+            batch = keys[first : first + BOOTSTRAP_BATCH]
+            rows = torch.stack([series[k].double() for k in batch])  # [K, C]
+            rows = rows[:, torch.isfinite(rows[0])]  # [K, C'] the clips with values
+            means = bootstrap_means(rows, resamples, seed)  # [K, R]
+            lows, highs = torch.quantile(means, levels, dim=1)  # [K] each
+            for key, values, low, high in zip(batch, rows, lows, highs, strict=True):
+                mean = float(values.mean())
+                # The percentile interval of a tiny sample can miss its mean by rounding.
+                out[key] = Summary(
+                    mean=mean,
+                    ci_low=min(float(low), mean),
+                    ci_high=max(float(high), mean),
+                    n=int(values.numel()),
+                )
+    return {key: out[key] for key in series}
+
+
 def summarize(
     values: Tensor, resamples: int, confidence: float, seed: int, proportion: bool = False
 ) -> Summary:
     """Mean of the finite ``values`` [C] and its interval: the percentile bootstrap, or with
-    ``proportion`` (values 0 or 1) the exact Clopper-Pearson interval.
-
-    All resamples are drawn at once ([resamples, C] indices); a fresh generator per call
-    makes each interval depend only on its own values and the seed.
-    """
-    finite = values.double()[torch.isfinite(values)]
-    count = int(finite.numel())
-    if count == 0:
-        nan = float("nan")
-        return Summary(mean=nan, ci_low=nan, ci_high=nan, n=0)
-    mean = float(finite.mean())
-    if proportion:
-        if not bool(((finite == 0) | (finite == 1)).all()):
-            raise ValueError(f"a proportion needs values 0 or 1, found {finite.unique()[:5]}")
-        low, high = clopper_pearson(int(finite.sum()), count, confidence)
-        return Summary(mean=mean, ci_low=low, ci_high=high, n=count)
-    generator = torch.Generator().manual_seed(seed)
-    picks = torch.randint(count, (resamples, count), generator=generator)  # [R, C]
-    means = finite[picks].mean(dim=1)  # [R]
-    tail = (1 - confidence) / 2
-    low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64))
-    # The percentile interval of a tiny sample can miss its own mean by rounding; widen to it.
-    return Summary(mean=mean, ci_low=min(float(low), mean), ci_high=max(float(high), mean), n=count)
+    ``proportion`` (values 0 or 1) the exact Clopper-Pearson interval."""
+    proportions = frozenset({"values"}) if proportion else frozenset()
+    return summarize_many({"values": values}, resamples, confidence, seed, proportions)["values"]
 
 
 PerClip = dict[str, Tensor]  # metric key -> [C] one value per held-out clip, NaN where n/a
@@ -259,30 +304,23 @@ def summarize_scores(per_clip: PerClip, params: EvaluateParams) -> dict[str, flo
     same resampled clips for both: the bootstrap of the per-clip differences). A proportion
     (``PROPORTIONS``) gets the exact binomial interval; its paired difference, not a
     proportion, the bootstrap."""
+    series = dict(per_clip)
+    prefix = f"{REFERENCE}."
+    for key, values in per_clip.items():
+        method, _, metric = key.partition(".")
+        if method != REFERENCE and f"{prefix}{metric}" in per_clip:
+            series[f"{REFERENCE}-{key}"] = per_clip[f"{prefix}{metric}"] - values  # NaN if either
+    proportions = frozenset(key for key in per_clip if key.rsplit(".", 1)[-1] in PROPORTIONS)
+    summaries = summarize_many(
+        series, params.bootstrap, params.confidence, params.seed, proportions
+    )
     metrics: dict[str, float] = {}
-
-    def add(key: str, values: Tensor) -> None:
-        proportion = key.rsplit(".", 1)[-1] in PROPORTIONS and not key.startswith(f"{REFERENCE}-")
-        summary = summarize(
-            values, params.bootstrap, params.confidence, params.seed, proportion=proportion
-        )
+    for key, summary in summaries.items():
         metrics[key] = summary.mean
         metrics[f"{key}.n"] = float(summary.n)
         if summary.n >= MIN_CLIPS_FOR_INTERVAL:
             metrics[f"{key}.ci_low"] = summary.ci_low
             metrics[f"{key}.ci_high"] = summary.ci_high
-
-    for key, values in per_clip.items():
-        add(key, values)
-    prefix = f"{REFERENCE}."
-    for key, reference in per_clip.items():
-        if not key.startswith(prefix):
-            continue
-        metric = key.removeprefix(prefix)
-        for other_key, values in per_clip.items():
-            method = other_key.split(".")[0]
-            if method != REFERENCE and other_key == f"{method}.{metric}":
-                add(f"{REFERENCE}-{other_key}", reference - values)  # NaN if either is
     return metrics
 
 
