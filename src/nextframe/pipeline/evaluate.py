@@ -85,7 +85,7 @@ from nextframe.metrics import (
     headline,
     summarize_scores,
 )
-from nextframe.motion_classes import class_summaries, motion_classes
+from nextframe.motion_classes import CLASS_PREFIX, class_summaries, motion_classes
 from nextframe.outputs import (
     CLIPS_INDEX,
     DECODED_TABLE,
@@ -139,7 +139,11 @@ class EvaluateSummary:
     plots: list[Path] = field(default_factory=list)  # the plot files this run wrote
 
     def metrics(self) -> dict[str, float]:
-        return self.values
+        """What the stage logs to MLflow: every number but the per-class ones (tens of
+        thousands, which would take longer to log than to compute; they are in
+        evaluate_full.json)."""
+        prefix = f"{CLASS_PREFIX}."
+        return {key: value for key, value in self.values.items() if not key.startswith(prefix)}
 
     def describe(self) -> str:
         count = int(self.values["n_clips"])
