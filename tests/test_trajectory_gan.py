@@ -27,6 +27,7 @@ from nextframe.model.trajectory_gan import (
     GanConfig,
     condition_inputs,
     gradient_penalty,
+    mean_reconstruction,
     penalty_points,
 )
 
@@ -40,7 +41,9 @@ def toy_world(count: int, generator: torch.Generator) -> tuple:
     """Four motions, each a fixed direction in embedding space; a caption is its motion's
     prototype plus noise, a clip moves its (random) first frame along the motion by the
     rise. The prior is the first frame plus noise (the jump a rollout from it must make)."""
-    directions = F.normalize(torch.randn(4, DIM, generator=torch.Generator().manual_seed(7)), dim=-1)
+    directions = F.normalize(
+        torch.randn(4, DIM, generator=torch.Generator().manual_seed(7)), dim=-1
+    )
     motion = torch.randint(0, 4, (count,), generator=generator)
     text = F.normalize(
         F.one_hot(motion, DIM).float() + 0.1 * torch.randn(count, DIM, generator=generator), dim=-1
@@ -181,7 +184,9 @@ def test_gradient_penalty_is_the_mean_squared_gradient_at_each_row() -> None:
     by_row = []
     for row in range(5):
         point = changes[row : row + 1].clone().requires_grad_(True)
-        logit = discriminator(point, condition[row : row + 1], rises[row : row + 1], mask[row : row + 1])
+        logit = discriminator(
+            point, condition[row : row + 1], rises[row : row + 1], mask[row : row + 1]
+        )
         (gradient,) = torch.autograd.grad(logit.sum(), point)
         by_row.append(gradient.pow(2).sum())
         if row == 1:
@@ -255,3 +260,11 @@ def test_it_is_a_registered_learned_caption_aware_method() -> None:
 def test_bad_settings_name_their_key(settings: dict, dotted: str) -> None:
     with pytest.raises(ParamsError, match=f"{dotted}:"):
         parse_params({"train": {"trajectory_gan": settings}})
+
+
+def test_the_reconstruction_pulls_the_mean_of_two_samples_not_each_sample() -> None:
+    real = torch.zeros(1, 2, 3)
+    pair = [torch.full((1, 2, 3), 1.0), torch.full((1, 2, 3), -1.0)]
+    assert float(mean_reconstruction(pair, real)) == 0.0  # spread around the truth: free
+    pair = [torch.full((1, 2, 3), 1.0), torch.full((1, 2, 3), 3.0)]
+    assert float(mean_reconstruction(pair, real)) == pytest.approx(4.0)  # mean 2, squared

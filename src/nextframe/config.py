@@ -315,6 +315,9 @@ class TrajectoryGanParams(Section):
     """gamma of the zero-centred gradient penalty gamma / 2 E|grad D|^2 (0: none)"""
     gp_at: Literal["real", "interpolates"] = "real"
     """where the penalty is taken: real trajectories (R1) or points between real and fake (0-GP)"""
+    recon_weight: NonNegativeFloat = 0.0
+    """weight of |x - mean of two samples|^2 in the generator's loss (0: the adversarial loss
+    alone)"""
     noise_dim: PositiveInt = 16
     """size of the generator's noise z"""
     hidden: PositiveInt = 256
