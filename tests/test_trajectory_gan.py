@@ -27,14 +27,13 @@ from nextframe.model.trajectory_gan import (
     GanConfig,
     condition_inputs,
     gradient_penalty,
-    mean_reconstruction,
     penalty_points,
 )
 
 DIM = 8
 FRAMES = 5
 CONTEXT = RolloutContext(blend_q=1.0, anchor="fixed")
-SMALL = {"hidden": 64, "batch_size": 16, "lr": 0.002, "noise_dim": 4, "samples": 4}
+SMALL = {"hidden": 32, "batch_size": 16, "noise_dim": 4, "samples": 4}
 
 
 def toy_world(count: int, generator: torch.Generator) -> tuple:
@@ -75,7 +74,7 @@ def world() -> dict:
 
 @pytest.fixture(scope="module")
 def fitted(world: dict) -> TrajectoryGan:
-    return fit(world["train"], world["val"], epochs=60)
+    return fit(world["train"], world["val"], epochs=30)
 
 
 def mean_cosine(made: torch.Tensor, truth: torch.Tensor) -> float:
@@ -117,7 +116,7 @@ def test_samples_differ_by_seed_and_repeat_for_the_same_seed(world, fitted) -> N
 
 def test_the_fit_report_holds_the_diversity_beside_the_truths_spread(fitted) -> None:
     report = fitted.report
-    assert 1 <= report["best_epoch"] <= 60 == len(report["history"])
+    assert 1 <= report["best_epoch"] <= 30 == len(report["history"])
     assert report["val_cos_mean"] == max(row["val"] for row in report["history"])
     diversity = report["diversity"]
     assert diversity["samples"] == 4 and diversity["val_captions"] == 16
@@ -260,11 +259,3 @@ def test_it_is_a_registered_learned_caption_aware_method() -> None:
 def test_bad_settings_name_their_key(settings: dict, dotted: str) -> None:
     with pytest.raises(ParamsError, match=f"{dotted}:"):
         parse_params({"train": {"trajectory_gan": settings}})
-
-
-def test_the_reconstruction_pulls_the_mean_of_two_samples_not_each_sample() -> None:
-    real = torch.zeros(1, 2, 3)
-    pair = [torch.full((1, 2, 3), 1.0), torch.full((1, 2, 3), -1.0)]
-    assert float(mean_reconstruction(pair, real)) == 0.0  # spread around the truth: free
-    pair = [torch.full((1, 2, 3), 1.0), torch.full((1, 2, 3), 3.0)]
-    assert float(mean_reconstruction(pair, real)) == pytest.approx(4.0)  # mean 2, squared

@@ -305,19 +305,16 @@ TrainMode = Literal["normal", "back", "rotation", "diff", "all"]
 class TrajectoryGanParams(Section):
     """The trajectory GAN (methods/trajectory_gan.py), fitted on the training clips."""
 
-    epochs: PositiveInt = 150
+    epochs: PositiveInt = 100
     """passes over the training rows (each clip twice: from its prior and its first frame)"""
     batch_size: PositiveInt = 64
     """trajectories per optimiser step"""
-    lr: PositiveFloat = 5e-4
+    lr: PositiveFloat = 1e-3
     """Adam learning rate of both networks"""
-    gp_weight: NonNegativeFloat = 1.0
+    gp_weight: NonNegativeFloat = 10.0
     """gamma of the zero-centred gradient penalty gamma / 2 E|grad D|^2 (0: none)"""
     gp_at: Literal["real", "interpolates"] = "real"
     """where the penalty is taken: real trajectories (R1) or points between real and fake (0-GP)"""
-    recon_weight: NonNegativeFloat = 0.0
-    """weight of |x - mean of two samples|^2 in the generator's loss (0: the adversarial loss
-    alone)"""
     noise_dim: PositiveInt = 16
     """size of the generator's noise z"""
     hidden: PositiveInt = 256

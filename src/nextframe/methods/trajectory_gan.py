@@ -51,8 +51,11 @@ from nextframe.model.trajectory_gan import (
 
 
 def sample_noise(seed: int, samples: int, noise_dim: int) -> Tensor:
-    """[S, Z]: the noise of samples 0 .. S-1, the same for every caption."""
-    return torch.randn(samples, noise_dim, generator=torch.Generator().manual_seed(seed))
+    """[S, Z]: the noise of samples 0 .. S-1, the same for every caption. Drawn one row at a
+    time, so sample s is the same however many are drawn (one draw of [S, Z] is not: torch
+    fills large tensors by another algorithm)."""
+    generator = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randn(noise_dim, generator=generator) for _ in range(samples)])
 
 
 def clip_conditioning(clips: ClipSet, start: Tensor, rises: Tensor) -> Conditioning:

@@ -24,11 +24,7 @@ Losses, non-saturating (Goodfellow et al. 2014): ``L_D = softplus(-D(real)) + so
 and taken at the real trajectories (R1, Mescheder et al. 2018, arXiv 1801.04406) or, with
 ``gp_at: interpolates``, at random points between real and fake ones (the 0-GP of
 Thanh-Tung et al. 2019, arXiv 1902.03984); the gradient is with respect to the trajectory
-only, the condition held fixed. With ``recon_weight`` > 0 the generator's loss also pulls
-the mean of two samples toward the true trajectory (``mean_reconstruction``): on a few
-hundred clips the adversarial signal alone learns the caption's motion slowly (on the
-default data it stays below standing still after 100 epochs), while a one-sample
-reconstruction (pix2pix's L1) would teach G to ignore its noise.
+only, the condition held fixed.
 """
 
 from __future__ import annotations
@@ -163,13 +159,6 @@ def penalty_points(real: Tensor, fake: Tensor, at: str, generator: torch.Generat
     return share * real + (1 - share) * fake.detach()
 
 
-def mean_reconstruction(pair: list[Tensor], real: Tensor) -> Tensor:
-    """|x - (G(z1) + G(z2)) / 2|^2 per entry: pulls the mean of two samples to the true
-    trajectory. Its expectation is the mean's error plus half the samples' variance, so unlike
-    a one-sample reconstruction it leaves the noise room to matter."""
-    return ((pair[0] + pair[1]) / 2 - real).pow(2).mean()
-
-
 def discriminator_loss(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
     return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
@@ -265,16 +254,8 @@ def train_gan(
             (adversarial + settings.gp_weight / 2 * penalty).backward()
             d_optimizer.step()
 
-            pair = [generator(condition, noise(len(batch)), batch.rises) * mask for _ in range(2)]
-            g_loss = (
-                sum(
-                    generator_loss(discriminator(fake, condition, batch.rises, batch.mask))
-                    for fake in pair
-                )
-                / 2
-            )
-            if settings.recon_weight > 0:
-                g_loss = g_loss + settings.recon_weight * mean_reconstruction(pair, batch.changes)
+            fake = generator(condition, noise(len(batch)), batch.rises) * mask
+            g_loss = generator_loss(discriminator(fake, condition, batch.rises, batch.mask))
             g_optimizer.zero_grad(set_to_none=True)
             g_loss.backward()
             g_optimizer.step()
