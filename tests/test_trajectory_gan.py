@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 from fixtures.methods import clip_set, fit_data
+from fixtures.project import PARAMS, FakeBackbone, build_project, evaluate, generate
 from torch.nn import functional as F
 
 from nextframe.config import ParamsError, parse_params
@@ -29,6 +31,7 @@ from nextframe.model.trajectory_gan import (
     gradient_penalty,
     penalty_points,
 )
+from nextframe.pipeline import train as train_stage
 
 DIM = 8
 FRAMES = 5
@@ -259,3 +262,25 @@ def test_it_is_a_registered_learned_caption_aware_method() -> None:
 def test_bad_settings_name_their_key(settings: dict, dotted: str) -> None:
     with pytest.raises(ParamsError, match=f"{dotted}:"):
         parse_params({"train": {"trajectory_gan": settings}})
+
+
+def test_the_train_stage_fits_it_and_generate_and_evaluate_score_it(
+    tmp_path: Path, fake_backbone: FakeBackbone
+) -> None:
+    """Through the stages' own code: train fits it from the embedding tables (train split),
+    generate rolls it out for held-out clips and prompts, evaluate scores it."""
+    paths = build_project(tmp_path, fake_backbone, {"train": 6, "val": 2, "test": 3})
+    raw = json.loads(json.dumps(PARAMS))
+    raw["generate"]["methods"] = ["splitter", "copy_start", "trajectory_gan"]
+    raw["train"] = {"epochs": 1, "device": "cpu", "trajectory_gan": {**SMALL, "epochs": 2}}
+    params = parse_params(raw)
+    train_stage.run(paths["manifest"], paths["embeddings"], paths["models"], tmp_path, params)
+    description = json.loads((paths["models"] / "trajectory_gan" / DESCRIPTION_FILE).read_text())
+    assert len(description["history"]) == 2
+    generate(paths, tmp_path / "generated", params)
+    table = pq.read_table(tmp_path / "generated" / "predictions.parquet").to_pandas()
+    made = table[table["method"] == "trajectory_gan"]
+    assert len(made) == (3 + 1) * 2 * 5  # (3 clips + 1 prompt) x rollouts x steps
+    evaluate(paths, tmp_path / "generated", tmp_path / "metrics", params)
+    full = json.loads((tmp_path / "metrics" / "evaluate_full.json").read_text())
+    assert "splitter-trajectory_gan.step.cos_mean" in full

@@ -11,7 +11,8 @@ makes the whole trajectory at once from the start, so its ``chain`` rollout is i
 rollout. It reads the caption's pooled text embedding, not its hidden states (the fitting
 data of every closed-form method, ``FitData.in_memory``, leaves them out; T x D per caption).
 
-The fit report in ``method.json`` holds the training history, the chosen epoch and the
+The fit report in ``method.json`` (no timings: the models folder is a DVC output that a
+rerun reproduces byte for byte) holds the training history, the chosen epoch and the
 diversity figure: over the val captions, the mean pairwise distance between ``samples``
 samples of the same caption (cosine distance of the embeddings, and L2 distance of the
 changes from the start), beside the truth's spread: the mean pairwise L2 distance of the
@@ -22,7 +23,6 @@ rises; the truth's changes are from the first frame, beside the samples' from it
 
 from __future__ import annotations
 
-import time
 from itertools import combinations
 from pathlib import Path
 from typing import ClassVar
@@ -99,7 +99,6 @@ class TrajectoryGan:
     @classmethod
     def fit(cls, data: FitData, params: Params) -> TrajectoryGan:
         settings = params.train.trajectory_gan
-        began = time.perf_counter()
         train, val = data.in_memory("train"), data.in_memory("val")
         scale = change_scale(train)
         val_cond = clip_conditioning(val, val.prior_embed, val.rises)
@@ -116,7 +115,6 @@ class TrajectoryGan:
         captions = [data.captions[clip] for clip in train.clip_ids]
         method.report = {
             "settings": settings.model_dump(),
-            "fit_seconds": round(time.perf_counter() - began, 1),
             "best_epoch": result.best_epoch,
             "val_cos_mean": result.history[result.best_epoch - 1]["val"],
             "diversity": diversity(method, val, train, captions, settings.samples),
