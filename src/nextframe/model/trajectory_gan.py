@@ -61,8 +61,8 @@ class GanConfig:
 class Rows:
     """B trajectories: their condition and their true changes (``scale`` units)."""
 
-    text: Tensor  # [B, D] unit text embeddings
-    start: Tensor  # [B, D] unit starts
+    text: Tensor  # [B, D] text embeddings (as stored; condition_inputs normalises)
+    start: Tensor  # [B, D] starts (as stored)
     from_prior: Tensor  # [B] 1.0 where the start is the caption's prior, else 0.0
     rises: Tensor  # [B, n] rises of frames 1 .. n (padding: the last rise repeated)
     mask: Tensor  # [B, n] 1.0 where the step is a real frame
