@@ -303,9 +303,38 @@ class LossWeights(Section):
 TrainMode = Literal["normal", "back", "rotation", "diff", "all"]
 
 
+class TrajectoryGanParams(Section):
+    """The trajectory GAN (methods/trajectory_gan.py), fitted on the training clips."""
+
+    epochs: PositiveInt = 100
+    """passes over the training rows (each clip twice: from its prior and its first frame)"""
+    batch_size: PositiveInt = 64
+    """trajectories per optimiser step"""
+    lr: PositiveFloat = 1e-3
+    """Adam learning rate of both networks"""
+    gp_weight: NonNegativeFloat = 10.0
+    """gamma of the zero-centred gradient penalty gamma / 2 E|grad D|^2 (0: none)"""
+    gp_at: Literal["real", "interpolates"] = "real"
+    """where the penalty is taken: real trajectories (R1) or points between real and fake (0-GP)"""
+    noise_dim: PositiveInt = 16
+    """size of the generator's noise z"""
+    hidden: PositiveInt = 256
+    """width of both networks"""
+    frequencies: NonNegativeInt = 4
+    """sin/cos octaves of the rise fed to both networks"""
+    samples: Annotated[int, Field(ge=2)] = 4
+    """samples per caption for the diversity figure in method.json"""
+    seed: int = 0
+    """seeds initialisation and the training noise"""
+    sample_seed: int = 0
+    """seeds the rollout's noise: sample 0 is what generate rolls out"""
+
+
 class TrainParams(Section):
     splitter: SplitterParams = Field(default_factory=SplitterParams)
     """the splitter network"""
+    trajectory_gan: TrajectoryGanParams = Field(default_factory=TrajectoryGanParams)
+    """the trajectory GAN (a learned competitor)"""
     modes: list[TrainMode] = Field(default_factory=lambda: ["all"], min_length=1)
     """training modes: normal, back, rotation, diff, or all of them"""
     diff: Literal["prediction", "rollout"] = "prediction"

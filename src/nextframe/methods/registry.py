@@ -102,6 +102,13 @@ for _info in (
         caption_aware=True,
     ),
     MethodInfo(
+        "trajectory_gan",
+        ".trajectory_gan:TrajectoryGan",
+        "a conditional GAN: caption, start and noise -> the whole trajectory (sample 0)",
+        caption_aware=True,
+        learned=True,
+    ),
+    MethodInfo(
         "class_regression",
         ".privileged:ClassRegression",
         "per (motion, speed, size) fit of the change in rise, rise^2 (privileged)",
