@@ -114,11 +114,23 @@ def true_frames(images: ImageEmbeddings, clip_ids: list[str]) -> tuple[Tensor, T
 @dataclass
 class EvaluateSummary:
     values: dict[str, float]  # every number (evaluate_full.json)
+    headline: dict[str, float]  # the headline numbers (evaluate.json)
     curves: dict[str, list[float]]  # "M.R" -> cos@1..H
-    plots: list[Path] = field(default_factory=list)  # the plot files this run wrote
+    files: list[Path] = field(default_factory=list)  # the files this run wrote
 
     def metrics(self) -> dict[str, float]:
-        return self.values
+        """What MLflow gets as the run's metrics: the keys of ``evaluate.json`` as they are
+        (the thousands of the full file would bury them; it goes along as an artifact)."""
+        return self.headline
+
+    def steps(self) -> list[tuple[int, dict[str, float]]]:
+        """The cos@h curves as one metric history per method and rollout: at step h,
+        ``M.R.cos@h`` (in MLflow ``M.R.cos_at_h``) holds ``M.R.cos@<h>``."""
+        horizon = len(next(iter(self.curves.values()), []))
+        return [
+            (h, {f"{name}.cos@h": values[h - 1] for name, values in self.curves.items()})
+            for h in range(1, horizon + 1)
+        ]
 
     def describe(self) -> str:
         count = int(self.values["n_clips"])
@@ -281,8 +293,9 @@ def run(
     # A mean over no clip (e.g. direction accuracy without a translating clip) is left out;
     # its ".n" of 0 says why.
     metrics = {key: value for key, value in metrics.items() if not math.isnan(value)}
+    top = headline(metrics, scoring_decoder(params))
     write_json(metrics, metrics_dir / FULL_FILE)
-    write_json(headline(metrics, scoring_decoder(params)), metrics_dir / HEADLINE_FILE)
+    write_json(top, metrics_dir / HEADLINE_FILE)
     curves = curves_of(metrics, settings.horizon)
     curves_path = metrics_dir / CURVES_FILE
     write_curves(curves, curves_path)
@@ -290,4 +303,5 @@ def run(
     sheets = copy_contact_sheets(
         video_ids[: settings.contact_sheets], generated_dir, metrics_dir / SHEETS_PLOTS
     )
-    return EvaluateSummary(metrics, curves, plots=[curves_path, *sheets])
+    files = [metrics_dir / HEADLINE_FILE, metrics_dir / FULL_FILE, curves_path, *sheets]
+    return EvaluateSummary(metrics, top, curves, files=files)
