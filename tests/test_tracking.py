@@ -309,3 +309,57 @@ def test_dvc_exp_run_groups_its_stages_under_the_experiment(tmp_path: Path, stor
     experiment = next(p for p in parents if p.info.run_name == "bigger-x")
     assert experiment.data.tags["dvc_exp_name"] == "bigger-x"
     assert experiment.data.metrics == {"first.x_seen": 2.0, "second.x_seen": 2.0}
+
+
+def test_evaluate_logs_the_json_keys_histories_and_files(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evaluate stage's MLflow run, through the runner every stage uses: the metrics are
+    evaluate.json's keys exactly (none of the full file's thousands), cos@h is one history
+    per method and rollout, and the JSON files and plots go along as artifacts."""
+    import json
+
+    import mlflow
+
+    from nextframe.pipeline import run_stage
+    from nextframe.pipeline.evaluate import EvaluateSummary
+
+    repo = Path(__file__).resolve().parents[1]
+    headline = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    full = {**headline, **{f"splitter.step.cos@{h}.ci_low": 0.5 for h in range(1, 500)}}
+    names = ("evaluate.json", "evaluate_full.json", "plots/cos_at_h.csv")
+    files = [tmp_path / "metrics" / name for name in names]  # the store fixture's cwd
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}\n")
+    curves = {"splitter.step": [0.9, 0.8, 0.7], "copy_start.chain": [0.85, 0.75, 0.65]}
+    summary = EvaluateSummary(full, headline, curves, files=files)
+    run_stage(
+        "evaluate",
+        ("evaluate",),
+        repo / "params.yaml",
+        lambda params, log: summary,
+        artifacts=lambda s: s.files,
+        history=lambda s: s.steps(),
+    )
+
+    parents, children = by_role(runs(store))
+    (child,) = children
+    histories = {f"{series}.cos_at_h" for series in curves}  # their latest value shows too
+    assert set(child.data.metrics) == {*headline, "seconds", *histories}
+    assert "splitter.step.cos_mean.worst_paired_low" in child.data.metrics
+    assert child.data.metrics["splitter.step.psnr"] == headline["splitter.step.psnr"]
+    assert set(parents[0].data.metrics) == {f"evaluate.{key}" for key in {*headline, "seconds"}}
+    client = mlflow.tracking.MlflowClient(tracking_uri=store)
+    run_id = child.info.run_id
+    for series, values in curves.items():
+        history = client.get_metric_history(run_id, f"{series}.cos_at_h")
+        assert sorted((m.step, m.value) for m in history) == [
+            (1, values[0]),
+            (2, values[1]),
+            (3, values[2]),
+        ]
+    listed = {a.path for a in client.list_artifacts(run_id, "metrics")}
+    assert listed == {"metrics/evaluate.json", "metrics/evaluate_full.json", "metrics/plots"}
+    plots = [a.path for a in client.list_artifacts(run_id, "metrics/plots")]
+    assert plots == ["metrics/plots/cos_at_h.csv"]
