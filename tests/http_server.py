@@ -5,8 +5,9 @@ cut short, a server that ignores Range) are hard to get from a real server on de
 Each path is a ``Route``: a body plus a script of statuses, one per request (the last
 repeats), extra headers (a redirect's Location, an ETag, a Content-Encoding), and
 ``If-Range`` honoured like a real server: a validator that no longer matches gets the
-whole body. Every request is recorded server-side so tests can count retries and check
-the Range and If-Range headers that were sent.
+whole body (or ignored, like some servers and proxies). Every request is recorded
+server-side, with its time, so tests can count retries, time them and check the Range and
+If-Range headers that were sent.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Route:
     delay_s: float = 0.0  # wait before answering (timeouts)
     headers: dict[str, str] = field(default_factory=dict)  # Location, ETag, Content-Encoding
     trickle_s: float = 0.0  # pause between 1 KiB pieces of the body (a slow server)
+    honour_if_range: bool = True  # False: serve the range whatever If-Range says
+    etags: list[str] = field(default_factory=list)  # ETag per request (the last repeats)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Request:
     path: str
     range: str | None
     if_range: str | None = None
+    at: float = 0.0  # time.monotonic() when it arrived
 
 
 class LocalServer:
@@ -82,11 +86,15 @@ class LocalServer:
         with self._lock:
             return [request.if_range for request in self.requests if request.path == path]
 
+    def times(self, path: str) -> list[float]:
+        with self._lock:
+            return [request.at for request in self.requests if request.path == path]
+
     def _record(self, path: str, range_header: str | None, if_range: str | None) -> int:
         """Record a request and return its 0-based number for that path."""
         with self._lock:
             number = sum(1 for request in self.requests if request.path == path)
-            self.requests.append(Request(path, range_header, if_range))
+            self.requests.append(Request(path, range_header, if_range, time.monotonic()))
             return number
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
@@ -109,11 +117,14 @@ class LocalServer:
                     self._send(status, f"error {status}".encode(), "text/plain", route.headers)
                     return
                 body, status, extra = route.body, 200, dict(route.headers)
+                if route.etags:
+                    extra["ETag"] = route.etags[min(number, len(route.etags) - 1)]
                 range_header = self.headers.get("Range")
                 if_range = self.headers.get("If-Range")
-                unchanged = if_range is None or if_range in (
-                    route.headers.get("ETag"),
-                    route.headers.get("Last-Modified"),
+                unchanged = (
+                    not route.honour_if_range
+                    or if_range is None
+                    or if_range in (extra.get("ETag"), extra.get("Last-Modified"))
                 )
                 if (
                     route.honour_range

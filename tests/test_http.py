@@ -5,6 +5,9 @@ from __future__ import annotations
 import gzip
 import os
 import time
+import tracemalloc
+import zlib
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -16,9 +19,10 @@ from nextframe.data.http import (
     fetch,
     fetch_many,
     fetch_text,
+    parse_retry_after,
     part_path,
-    validator_path,
 )
+from nextframe.data.resume import PartRecord, load_record, record_path, save_record
 from nextframe.errors import UserError
 
 pytestmark = pytest.mark.usefixtures("private_cache")
@@ -31,6 +35,11 @@ ETAG = {"ETag": '"v1"'}
 def leftovers(folder: Path) -> list[str]:
     """Files a download left in ``folder`` (``.part``, validators, half bodies)."""
     return sorted(path.name for path in folder.rglob("*") if path.is_file())
+
+
+def restarts(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warnings a download logged for starting over from zero."""
+    return [r.getMessage() for r in caplog.records if "from zero" in r.getMessage()]
 
 
 @pytest.fixture
@@ -102,10 +111,10 @@ def test_timeout_is_retried_and_reported(server, tmp_path: Path) -> None:
     assert result.attempts == 2
 
 
-def started_part(dest: Path, data: bytes, validator: str = '"v1"') -> None:
-    """A ``.part`` left by an earlier run, with the validator of the response it came from."""
+def started_part(dest: Path, data: bytes, validator: str = '"v1"', total: int = len(BODY)) -> None:
+    """A ``.part`` left by an earlier run, with the record of the response it came from."""
     part_path(dest).write_bytes(data)
-    validator_path(dest).write_text(validator)
+    save_record(dest, {"ETag": validator, "Content-Length": str(total)})
 
 
 def test_range_resume_requests_only_the_rest_if_unchanged(server, tmp_path: Path) -> None:
@@ -120,7 +129,9 @@ def test_range_resume_requests_only_the_rest_if_unchanged(server, tmp_path: Path
     assert leftovers(tmp_path) == ["big.rar"]
 
 
-def test_changed_file_restarts_from_zero_instead_of_splicing(server, tmp_path: Path) -> None:
+def test_changed_file_restarts_from_zero_instead_of_splicing(
+    server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """If-Range with the old ETag: the server sends the whole new body, not a spliced tail."""
     new_body = os.urandom(len(BODY))
     url = server.add("/big.rar", Route(new_body, headers={"ETag": '"v2"'}))
@@ -132,6 +143,7 @@ def test_changed_file_restarts_from_zero_instead_of_splicing(server, tmp_path: P
     assert server.if_ranges("/big.rar") == ['"v1"']
     assert leftovers(tmp_path) == ["big.rar"]
     assert time.monotonic() - started < 5
+    assert len(restarts(caplog)) == 1
 
 
 def test_last_modified_is_the_validator_without_a_strong_etag(server, tmp_path: Path) -> None:
@@ -142,7 +154,7 @@ def test_last_modified_is_the_validator_without_a_strong_etag(server, tmp_path: 
     dest = tmp_path / "big.rar"
     once = FAST.model_copy(update={"retries": 0})
     assert fetch(url, dest, once, resume=True).reason == "truncated"
-    assert validator_path(dest).read_text() == stamp
+    assert load_record(dest) == PartRecord(stamp, len(BODY))
     route.truncate = False
     assert fetch(url, dest, once, resume=True).ok
     assert server.if_ranges("/big.rar") == [None, stamp]
@@ -283,3 +295,138 @@ def test_leaving_fetch_many_early_abandons_transfers_in_flight(server, tmp_path:
     results.close()
     assert time.monotonic() - started < 1.5
     assert first.ok and leftovers(tmp_path) == ["fast.bin"]
+
+
+def test_server_ignoring_if_range_cannot_splice_a_changed_file(
+    server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 206 carries bytes of the new file and another ETag: they are not appended."""
+    new_body = os.urandom(len(BODY))
+    route = Route(new_body, honour_if_range=False, headers={"ETag": '"v2"'})
+    url = server.add("/big.rar", route)
+    dest = tmp_path / "big.rar"
+    started_part(dest, BODY[:5000], '"v1"')
+    result = fetch(url, dest, FAST, resume=True)
+    assert result.ok and dest.read_bytes() == new_body
+    assert server.ranges("/big.rar") == ["bytes=5000-", None]
+    assert len(restarts(caplog)) == 1 and '"v2"' in restarts(caplog)[0]
+    assert leftovers(tmp_path) == ["big.rar"]
+
+
+def test_same_validator_but_another_total_length_restarts(
+    server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unchanged validator (a Last-Modified within the same second) with another length."""
+    new_body = BODY + os.urandom(3000)
+    url = server.add("/big.rar", Route(new_body, honour_if_range=False, headers=ETAG))
+    dest = tmp_path / "big.rar"
+    started_part(dest, os.urandom(5000), '"v1"', total=len(BODY))
+    result = fetch(url, dest, FAST, resume=True)
+    assert result.ok and dest.read_bytes() == new_body
+    assert len(restarts(caplog)) == 1 and str(len(new_body)) in restarts(caplog)[0]
+
+
+def test_a_second_mismatch_is_an_error_naming_the_url(
+    server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two mirrors behind one name, each with its own ETag, neither honouring If-Range: the
+    restart from zero is cut short, the next resume mismatches again, and that is final."""
+    etags = ['"B"', '"A"', '"B"']
+    url = server.add("/big.rar", Route(BODY, honour_if_range=False, truncate=True, etags=etags))
+    dest = tmp_path / "big.rar"
+    started_part(dest, BODY[:5000], '"A"')
+    result = fetch(url, dest, FAST, resume=True)
+    assert (result.ok, result.reason, result.transient) == (False, "resume_mismatch", False)
+    assert server.ranges("/big.rar") == ["bytes=5000-", None, f"bytes={len(BODY) // 2}-"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and url in errors[0] and "If-Range" in errors[0]
+    assert leftovers(tmp_path) == []
+
+
+def test_200_to_a_range_request_replaces_the_part(
+    server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server without Range support sends the whole (here shorter, new) body: it replaces
+    the kept bytes instead of being appended to them."""
+    new_body = os.urandom(12_000)
+    route = Route(new_body, honour_range=False, headers={"ETag": '"v2"'})
+    url = server.add("/big.rar", route)
+    dest = tmp_path / "big.rar"
+    started_part(dest, BODY[:15_000])
+    result = fetch(url, dest, FAST, resume=True)
+    assert result.ok and dest.read_bytes() == new_body
+    assert server.ranges("/big.rar") == ["bytes=15000-"]
+    assert len(restarts(caplog)) == 1
+
+
+def test_a_record_without_total_still_resumes(server, tmp_path: Path) -> None:
+    """A ``.part`` recorded before totals were kept (the validator alone) is continued."""
+    url = server.add("/big.rar", Route(BODY, headers=ETAG))
+    dest = tmp_path / "big.rar"
+    part_path(dest).write_bytes(BODY[:5000])
+    record_path(dest).write_text('"v1"')
+    assert fetch(url, dest, FAST, resume=True).ok and dest.read_bytes() == BODY
+    assert server.ranges("/big.rar") == ["bytes=5000-"]
+
+
+def test_429_waits_as_long_as_retry_after_says(server, tmp_path: Path) -> None:
+    route = Route(BODY, statuses=[429, 200], headers={"Retry-After": "1"})
+    url = server.add("/limited", route)
+    result = fetch(url, tmp_path / "a", FAST)
+    assert result.ok and result.attempts == 2
+    first, second = server.times("/limited")
+    assert second - first >= 1.0
+
+
+def test_retry_after_waits_count_against_the_retries(server, tmp_path: Path) -> None:
+    url = server.add("/limited", Route(BODY, statuses=[503], headers={"Retry-After": "1"}))
+    started = time.monotonic()
+    result = fetch(url, tmp_path / "a", FAST.model_copy(update={"retries": 1}))
+    assert (result.ok, result.reason, result.transient) == (False, "http_503", True)
+    assert server.count("/limited") == 2
+    assert 1.0 <= time.monotonic() - started < 3.0
+
+
+def test_retry_after_beyond_the_cap_ends_this_run(server, tmp_path: Path) -> None:
+    url = server.add("/limited", Route(BODY, statuses=[429], headers={"Retry-After": "3600"}))
+    started = time.monotonic()
+    result = fetch(url, tmp_path / "a", FAST)
+    assert (result.ok, result.reason, result.transient) == (False, "http_429", True)
+    assert server.count("/limited") == 1
+    assert time.monotonic() - started < 1.0
+
+
+def test_retry_after_reads_seconds_and_http_dates() -> None:
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    assert parse_retry_after("120", now) == 120.0
+    assert parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now) == 30.0
+    assert parse_retry_after("Thu, 01 Jan 2026 11:00:00 GMT", now) == 0.0
+    assert parse_retry_after("soon", now) is None
+    assert parse_retry_after("", now) is None
+
+
+def compressed_zeros(size: int, encoding: str) -> bytes:
+    """``size`` zero bytes gzip- or deflate-encoded, built a MiB at a time (no big buffer)."""
+    packer = zlib.compressobj(9, wbits=31 if encoding == "gzip" else 15)
+    zeros = bytes(1 << 20)
+    body = [packer.compress(zeros) for _ in range(size >> 20)]
+    return b"".join([*body, packer.flush()])
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+def test_encoded_bomb_is_capped_while_streaming(server, tmp_path: Path, encoding: str) -> None:
+    """64 MiB of zeros in about 64 KB: the cap counts decoded bytes, and the decoder hands
+    out a chunk at a time, so memory stays far below even the 5 MB decoded before the cap
+    (a decoder that inflated the whole body, or one read's worth, would hold tens of MB)."""
+    bomb = compressed_zeros(64 << 20, encoding)
+    url = server.add("/bomb.gif", Route(bomb, headers={"Content-Encoding": encoding}))
+    capped = FAST.model_copy(update={"max_bytes": 5_000_000})
+    tracemalloc.start()
+    try:
+        result = fetch(url, tmp_path / "bomb.gif", capped)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert (result.ok, result.reason) == (False, "too_large")
+    assert peak < 4 << 20
+    assert leftovers(tmp_path) == []

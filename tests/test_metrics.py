@@ -12,6 +12,8 @@ import torch
 from nextframe.config import EvaluateParams
 from nextframe.errors import UserError
 from nextframe.metrics import (
+    HEADLINE_LIMIT,
+    clopper_pearson,
     cos_at_h,
     curves_of,
     decoded_embedding_scores,
@@ -21,6 +23,7 @@ from nextframe.metrics import (
     motion_at_h,
     motion_mean,
     summarize,
+    summarize_many,
     summarize_scores,
     text_frame_similarity,
     truth_cosine,
@@ -255,8 +258,9 @@ def test_scores_have_every_documented_key_and_paired_differences_are_per_clip(tm
     )
     assert curves["splitter.step"][1] == pytest.approx(float(direct_cos.mean()), abs=1e-6)
 
-    top = headline({"n_clips": 5.0, **metrics}, decoder="retrieval")
-    assert len(top) <= 30
+    methods = ["splitter", "copy_start"]
+    top = headline({"n_clips": 5.0, **metrics}, "retrieval", methods, privileged=set())
+    assert len(top) <= HEADLINE_LIMIT
     # per method, not per paired difference (whose intervals stay in the full file)
     assert not [key for key in top if "-" in key.split(".")[0]]
     assert top["splitter.step.cos_mean.worst_paired_low"] == pytest.approx(
@@ -275,3 +279,132 @@ def test_scores_reject_a_horizon_past_the_clips() -> None:
     truth = _rollouts(2, 3, 4, 0)
     with pytest.raises(UserError, match=r"evaluate\.horizon"):
         embedding_scores({("a", "step"): _rollouts(2, 3, 4, 1)}, truth, torch.tensor([3, 3]), 5)
+
+
+@pytest.mark.parametrize(("successes", "count"), [(0, 5), (3, 7), (24, 24), (40, 42)])
+@pytest.mark.parametrize("confidence", [0.9, 0.95])
+def test_clopper_pearson_matches_scipys_exact_binomial_interval(
+    successes: int, count: int, confidence: float
+) -> None:
+    from scipy.stats import beta, binomtest
+
+    low, high = clopper_pearson(successes, count, confidence)
+    reference = binomtest(successes, count).proportion_ci(confidence, method="exact")
+    assert (low, high) == pytest.approx((reference.low, reference.high))
+    # and the textbook form: beta quantiles (Clopper and Pearson, 1934)
+    tail = (1 - confidence) / 2
+    textbook_low = beta.ppf(tail, successes, count - successes + 1) if successes else 0.0
+    textbook_high = (
+        beta.ppf(1 - tail, successes + 1, count - successes) if successes < count else 1.0
+    )
+    assert (low, high) == pytest.approx((textbook_low, textbook_high), abs=1e-9)
+
+
+def test_proportions_get_the_exact_interval_and_their_paired_differences_the_bootstrap() -> None:
+    """24 of 24 clips right is not a certainty: the bootstrap said [1, 1], Clopper-Pearson
+    says [0.858, 1]; a paired difference of two proportions is not a proportion."""
+    params = EvaluateParams(bootstrap=500)
+    per_clip = {
+        "splitter.step.x.direction_acc": torch.ones(24, dtype=torch.float64),
+        "linear.step.x.direction_acc": torch.tensor([1.0, 0.0] * 12, dtype=torch.float64),
+        "splitter.step.x.centroid_err": torch.full((24,), 2.0, dtype=torch.float64),
+    }
+    metrics = summarize_scores(per_clip, params)
+    assert metrics["splitter.step.x.direction_acc"] == 1.0
+    assert metrics["splitter.step.x.direction_acc.ci_low"] == pytest.approx(
+        clopper_pearson(24, 24, 0.95)[0]
+    )
+    assert metrics["splitter.step.x.direction_acc.ci_low"] == pytest.approx(0.8575, abs=1e-4)
+    assert metrics["linear.step.x.direction_acc.ci_high"] == pytest.approx(
+        clopper_pearson(12, 24, 0.95)[1]
+    )
+    # not proportions: the bootstrap (a constant's interval is the constant)
+    assert metrics["splitter.step.x.centroid_err.ci_low"] == 2.0
+    difference = per_clip["splitter.step.x.direction_acc"] - per_clip["linear.step.x.direction_acc"]
+    direct = summarize(difference, 500, 0.95, 0)
+    assert metrics["splitter-linear.step.x.direction_acc.ci_low"] == pytest.approx(direct.ci_low)
+    with pytest.raises(ValueError, match="0 or 1"):
+        summarize(torch.tensor([0.5, 1.0]), 100, 0.95, 0, proportion=True)
+
+
+def _full_metrics(methods: list[str], decoder: str) -> dict[str, float]:
+    """Every key ``headline`` reads, for ``methods`` and the truth, with distinct values."""
+    metrics = {"n_clips": 42.0}
+    for number, method in enumerate([*methods, "truth"]):
+        for kind in ("step", "chain"):
+            metrics[f"{method}.{kind}.cos_mean"] = 0.5 + number / 100
+            metrics[f"{method}.{kind}.motion_mean"] = 0.1 + number / 100
+            for metric in ("factor_motion", "direction_acc", "direction_acc_45", "psnr"):
+                metrics[f"{method}.{kind}.{decoder}.{metric}"] = 0.2 + number / 100
+            for metric in ("displacement_err", "size_change_err", "centroid_err"):
+                metrics[f"{method}.{kind}.{decoder}.{metric}"] = 3.0 + number
+        if method not in ("splitter", "truth"):
+            for metric in (
+                "step.cos_mean",
+                "chain.cos_mean",
+                "step.motion_mean",
+                f"step.{decoder}.factor_motion",
+                f"step.{decoder}.direction_acc",
+            ):
+                metrics[f"splitter-{method}.{metric}.ci_low"] = 0.01 * (number + 1)
+    return metrics
+
+
+def test_the_headline_holds_every_registered_method_within_40_keys() -> None:
+    """Guards metrics/evaluate.json's size: every registered method, privileged ones left
+    out of the worst paired bound but reported beside it; and still <= 40 keys, with the
+    bound over all baselines, when many more methods are added."""
+    from nextframe.methods import REGISTRY
+
+    methods = list(REGISTRY)
+    privileged = {name for name, info in REGISTRY.items() if info.privileged}
+    assert len(methods) >= 11 and privileged
+    metrics = _full_metrics(methods, "backbone")
+    # a privileged baseline beats the splitter by the most: not the fair worst bound
+    worst_privileged = sorted(privileged)[0]
+    metrics[f"splitter-{worst_privileged}.step.cos_mean.ci_low"] = -0.5
+    top = headline(metrics, "backbone", methods, privileged)
+    assert len(top) <= HEADLINE_LIMIT
+    for method in methods:
+        assert top[f"{method}.step.cos_mean"] == metrics[f"{method}.step.cos_mean"]
+    fair = [m for m in methods if m != "splitter" and m not in privileged]
+    assert top["splitter.step.cos_mean.worst_paired_low"] == min(
+        metrics[f"splitter-{m}.step.cos_mean.ci_low"] for m in fair
+    )
+    assert top["splitter.step.cos_mean.privileged_paired_low"] == -0.5
+    assert top["splitter.step.factor_motion.worst_paired_low"] == min(
+        metrics[f"splitter-{m}.step.backbone.factor_motion.ci_low"] for m in fair
+    )
+    assert top["splitter.step.direction_acc"] == metrics["splitter.step.backbone.direction_acc"]
+    assert top["truth.psnr"] == metrics["truth.step.backbone.psnr"]
+    assert not [key for key in top if "-" in key.split(".")[0]]  # no paired key itself
+
+    many = methods + [f"extra{i:02d}" for i in range(40)]
+    metrics = _full_metrics(many, "backbone")
+    metrics["splitter-extra39.step.cos_mean.ci_low"] = -0.25  # the last one added
+    top = headline(metrics, "backbone", many, privileged)
+    assert len(top) == HEADLINE_LIMIT
+    assert top["splitter.step.cos_mean.worst_paired_low"] == -0.25
+    assert "splitter.step.cos_mean" in top  # the reference's figure comes first
+
+
+def test_series_bootstrapped_together_get_each_its_own_interval() -> None:
+    """Guards the batched bootstrap: series of the same clips share one matrix product,
+    series with other missing clips another; each interval is the one a plain loop over
+    the resamples gives for that series alone (the indices the seeded generator draws)."""
+    generator = torch.Generator().manual_seed(5)
+    series = {f"s{i}": torch.randn(9, generator=generator, dtype=torch.float64) for i in range(5)}
+    series["s3"][[0, 4]] = float("nan")
+    series["s4"][:] = float("nan")
+    summaries = summarize_many(series, 300, 0.9, 2)
+    assert summaries["s4"].n == 0 and math.isnan(summaries["s4"].mean)
+    for key in ("s0", "s1", "s2", "s3"):
+        finite = series[key][torch.isfinite(series[key])]
+        picks = torch.randint(
+            len(finite), (300, len(finite)), generator=torch.Generator().manual_seed(2)
+        )
+        means = np.array([float(finite[row].mean()) for row in picks])
+        low, high = np.quantile(means, [0.05, 0.95])
+        assert summaries[key].n == len(finite)
+        assert summaries[key].mean == pytest.approx(float(finite.mean()))
+        assert (summaries[key].ci_low, summaries[key].ci_high) == pytest.approx((low, high))

@@ -12,10 +12,13 @@ from skimage.metrics import peak_signal_noise_ratio
 from nextframe.config import SyntheticParams
 from nextframe.data.synthetic import ClipSpec, make_specs, render_clip, truth_rows
 from nextframe.pixel_metrics import (
+    direction_scores,
+    orientation,
     psnr,
     scene_colours,
     segment,
     ssim,
+    symmetry_order,
     trajectory,
     video_scores,
 )
@@ -28,7 +31,7 @@ def clip_with(motion: str) -> ClipSpec:
 
 def poses_of(spec: ClipSpec) -> np.ndarray:
     rows = truth_rows("c", spec)
-    return np.array([[r["cx"], r["cy"], r["radius"]] for r in rows])
+    return np.array([[r["cx"], r["cy"], r["radius"], r["angle"]] for r in rows])
 
 
 @pytest.mark.parametrize("motion", ["moves_right", "moves_up", "grows", "shrinks", "rotates"])
@@ -41,29 +44,39 @@ def test_segmenting_rendered_frames_recovers_the_generators_pose(motion: str) ->
     assert np.abs(centroid - poses[:, :2]).max() < 0.6
     if spec.shape == "circle":
         np.testing.assert_allclose(area, math.pi * poses[:, 2] ** 2, rtol=0.08)
-    scored = trajectory(frames[1:], poses[1:], scene_colours(frames[0]))
+    scene = scene_colours(frames[0])
+    scored = trajectory(frames[1:], poses[1:], scene, symmetry_order(frames[1], scene))
     assert scored.centroid_error < 0.6
     if motion.startswith("moves"):
         assert scored.direction_correct == 1.0 and scored.displacement_error < 1.0
+        assert scored.direction_correct_45 == 1.0 and scored.position_motion > 0.98
         assert math.isnan(scored.size_change_error)
     else:
         assert math.isnan(scored.direction_correct) and math.isnan(scored.displacement_error)
+        assert math.isnan(scored.position_motion)
     if motion in ("grows", "shrinks"):
-        assert scored.size_change_error < 0.08
+        assert scored.size_change_error < 0.08 and scored.size_motion > 0.95
     else:
-        assert math.isnan(scored.size_change_error)
+        assert math.isnan(scored.size_change_error) and math.isnan(scored.size_motion)
+    if motion == "rotates":
+        assert scored.angle_motion > 0.95
+    else:
+        assert math.isnan(scored.angle_motion)
+    # every moving clip has one motion score, on the factor it changes
+    assert scored.factor_motion > 0.95
 
 
 def test_standing_still_or_moving_backwards_gets_no_direction_credit() -> None:
     spec = clip_with("moves_right")
     frames, poses = render_clip(spec), poses_of(spec)
     scene = scene_colours(frames[0])
-    still = trajectory(np.repeat(frames[1:2], 7, axis=0), poses[1:], scene)
-    assert still.direction_correct == 0.0
+    still = trajectory(np.repeat(frames[1:2], 7, axis=0), poses[1:], scene, 4)
+    assert still.direction_correct == 0.0 and still.direction_correct_45 == 0.0
+    assert still.position_motion == pytest.approx(0.0, abs=0.02)
     true_shift = poses[-1, :2] - poses[1, :2]
     assert still.displacement_error == pytest.approx(np.linalg.norm(true_shift), rel=0.05)
-    backwards = trajectory(frames[1:][::-1], poses[1:], scene)
-    assert backwards.direction_correct == 0.0
+    backwards = trajectory(frames[1:][::-1], poses[1:], scene, 4)
+    assert backwards.direction_correct == 0.0 and backwards.position_motion == -1.0
     assert backwards.displacement_error == pytest.approx(2 * np.linalg.norm(true_shift), rel=0.1)
     assert backwards.centroid_error > still.centroid_error / 2
 
@@ -102,3 +115,40 @@ def test_video_scores_apply_trajectory_metrics_only_where_a_pose_is_known() -> N
     assert scores["m.step.x.direction_acc"][0] == 1.0
     assert math.isnan(scores["m.step.x.direction_acc"][1])
     assert math.isnan(scores["m.step.x.centroid_err"][1])
+
+
+def test_strict_direction_fails_a_tenth_of_the_way_and_passes_the_whole_way() -> None:
+    """The right direction is not enough: a rollout that creeps 10% of the true
+    displacement (the old criterion's loophole: linear got 0.625 moving 9%) fails; the
+    whole way passes; up to 1.5x overshooting passes; 30 degrees off fails."""
+    spec = clip_with("moves_right")  # 8 frames at t = k / 7
+    poses = poses_of(spec)
+    fine = render_clip(replace(spec, n_frames=71))  # frame j at t = j / 70: frame 10 k is k
+    scene = scene_colours(fine[0])
+    whole = trajectory(fine[10::10], poses[1:], scene, 4)  # steps 1..7 as they are
+    creeping = trajectory(fine[10:17], poses[1:], scene, 4)  # a tenth of each step's change
+    assert whole.direction_correct == 1.0 and whole.position_motion > 0.98
+    assert creeping.direction_correct == 0.0
+    assert creeping.direction_correct_45 == 1.0  # the old criterion gave it credit
+    true_shift = poses[-1, :2] - poses[1, :2]
+    for fraction, strict in ((0.1, 0), (0.49, 0), (0.5, 1), (1.0, 1), (1.5, 1), (1.6, 0)):
+        assert direction_scores(fraction * true_shift, true_shift)[0] == strict, fraction
+    turn = math.radians(30)
+    rotation = np.array([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]])
+    assert direction_scores(rotation @ true_shift, true_shift) == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("shape", ["square", "triangle"])
+def test_orientation_follows_the_generators_angle(shape: str) -> None:
+    spec = replace(clip_with("rotates"), shape=shape, speed="quickly", scale="large")
+    frames, poses = render_clip(spec), poses_of(spec)
+    scene = scene_colours(frames[0])
+    order = symmetry_order(frames[0], scene)
+    assert order == {"square": 4, "triangle": 3}[shape]
+    turned = orientation(frames, scene, order)
+    np.testing.assert_allclose(turned - turned[0], poses[:, 3] - poses[0, 3], atol=math.radians(3))
+    # standing still after step 1 scores 0 on the angle, turning back the way it came -1
+    still = trajectory(np.repeat(frames[1:2], 7, axis=0), poses[1:], scene, order)
+    assert still.angle_motion == pytest.approx(0.0, abs=0.05)
+    assert still.factor_motion == still.angle_motion and math.isnan(still.position_motion)
+    assert trajectory(frames[1:][::-1], poses[1:], scene, order).angle_motion == -1.0

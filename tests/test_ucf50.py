@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tarfile
 import zipfile
 from collections import defaultdict
@@ -24,7 +25,8 @@ from test_archive import make_rar4, make_tar, make_zip_bomb
 from nextframe.cache import download_path
 from nextframe.config import DownloadParams, HttpParams, Ucf50Params
 from nextframe.data import archive, ucf50
-from nextframe.data.http import part_path, validator_path
+from nextframe.data.http import part_path
+from nextframe.data.resume import record_path
 from nextframe.data.video import read_video
 from nextframe.errors import UserError
 
@@ -139,7 +141,7 @@ def test_interrupted_download_resumes_with_a_range(server, members, tmp_path: Pa
     half = len(body) // 2
     download_path(url).parent.mkdir(parents=True)
     part_path(download_path(url)).write_bytes(body[:half])
-    validator_path(download_path(url)).write_text('"rar1"')
+    record_path(download_path(url)).write_text('"rar1"')
     result = ucf50.collect(params(url, expected_bytes=len(body)), out_dir)
     assert server.ranges("/UCF50.rar") == [f"bytes={half}-"]
     assert download_path(url).read_bytes() == body
@@ -271,20 +273,41 @@ def test_expected_sha256_is_checked_once_and_a_mismatch_deletes(
     assert server.count("/UCF50.rar") == 2  # the mismatch forced one fresh download
 
 
+@pytest.mark.parametrize("honour_if_range", [True, False])
 def test_archive_changed_between_runs_restarts_instead_of_splicing(
-    server, members, tmp_path: Path
+    server, members, tmp_path: Path, honour_if_range: bool
 ) -> None:
+    """Whether the server answers the stale If-Range with the whole new archive or (ignoring
+    it) with a 206 tail of it, the archive on disk is the new one, not a splice."""
     old, new = rar_bytes(tmp_path, members), os.urandom(10)
     new = rar_bytes(tmp_path, {**members, "UCF50/YoYo/v_YoYo_g09_c01.avi": new})
-    url = server.add("/UCF50.rar", Route(new, headers={"ETag": '"new"'}))
+    route = Route(new, headers={"ETag": '"new"'}, honour_if_range=honour_if_range)
+    url = server.add("/UCF50.rar", route)
     download_path(url).parent.mkdir(parents=True)
     part_path(download_path(url)).write_bytes(old[: len(old) // 2])
-    validator_path(download_path(url)).write_text('"old"')
+    record_path(download_path(url)).write_text('"old"')
     digest = hashlib.sha256(new).hexdigest()
     result = ucf50.collect(params(url, expected_sha256=digest), tmp_path / "raw")
-    assert server.if_ranges("/UCF50.rar") == ['"old"']
+    assert server.if_ranges("/UCF50.rar")[0] == '"old"'
     assert download_path(url).read_bytes() == new
     assert len(result.rows) == len(members) + 1
+
+
+def test_an_archive_that_keeps_changing_while_resuming_names_the_url(
+    server, members, tmp_path: Path
+) -> None:
+    """Mirrors with different ETags behind one URL, If-Range ignored, bodies cut short: the
+    restart from zero is spent and the second mismatch is an error saying so."""
+    body = rar_bytes(tmp_path, members)
+    etags = ['"B"', '"A"', '"B"']
+    route = Route(body, honour_if_range=False, truncate=True, etags=etags)
+    url = server.add("/UCF50.rar", route)
+    download_path(url).parent.mkdir(parents=True)
+    part_path(download_path(url)).write_bytes(body[:1000])
+    record_path(download_path(url)).write_text('"A"')
+    with pytest.raises(UserError, match=rf"{re.escape(url)}: .*resume_mismatch.*ignores If-Range"):
+        ucf50.collect(params(url), tmp_path / "raw")
+    assert not part_path(download_path(url)).exists()
 
 
 def test_an_unreadable_archive_names_the_param(server, tmp_path: Path) -> None:

@@ -77,7 +77,8 @@ class HttpParams(Section):
     timeout_s: PositiveFloat = 20.0
     """seconds a connection or read may stall before the attempt fails"""
     retries: NonNegativeInt = 3
-    """further attempts after a transient failure (5xx, timeout, dropped connection)"""
+    """further attempts after a transient failure (5xx, 429, timeout, dropped connection);
+    a 429/503 waits its Retry-After first (up to 60 s; a longer one ends the tries)"""
     backoff_s: NonNegativeFloat = 1.0
     """first wait between attempts, doubled each time"""
     max_bytes: PositiveInt = 20_000_000

@@ -15,7 +15,10 @@ a clip has no ground truth (a horizon past its last frame); summaries skip those
 - ``text_frame_similarity``: mean cosine between the caption's CLIP text embedding and
   each frame's CLIP image embedding.
 - ``summarize``: the mean over clips and a percentile bootstrap interval (resampling
-  clips with replacement), seeded so the same inputs give the same interval.
+  clips with replacement), seeded so the same inputs give the same interval; for a
+  proportion (a per-clip 0/1 such as ``direction_acc``), the exact binomial
+  (Clopper-Pearson) interval instead, which a bootstrap cannot give at 24/24 (it says
+  [1, 1]).
 - ``score``: all of the above for every method and rollout, as the flat keys of
   ``metrics/evaluate_full.json``; ``headline`` picks the few that ``metrics/evaluate.json``
   (what ``dvc exp show`` and ``dvc metrics diff`` print) holds.
@@ -23,10 +26,12 @@ a clip has no ground truth (a horizon past its last frame); summaries skip those
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from scipy.stats import binomtest
 from torch import Tensor
 from torch.nn import functional as F
 
@@ -151,31 +156,92 @@ class Summary:
     n: int  # clips with a value
 
 
-def summarize(values: Tensor, resamples: int, confidence: float, seed: int) -> Summary:
-    """Mean of the finite ``values`` [C] and its percentile bootstrap interval.
+@functools.cache
+def clopper_pearson(successes: int, count: int, confidence: float) -> tuple[float, float]:
+    """The exact binomial interval of ``successes`` of ``count`` (``count`` >= 1)."""
+    interval = binomtest(successes, count).proportion_ci(
+        confidence_level=confidence, method="exact"
+    )
+    return float(interval.low), float(interval.high)
 
-    All resamples are drawn at once ([resamples, C] indices); a fresh generator per call
-    makes each interval depend only on its own values and the seed.
-    """
-    finite = values.double()[torch.isfinite(values)]
-    count = int(finite.numel())
-    if count == 0:
-        nan = float("nan")
-        return Summary(mean=nan, ci_low=nan, ci_high=nan, n=0)
+
+BOOTSTRAP_BATCH = 256  # series bootstrapped in one matrix product ([batch, C] x [C, R])
+
+
+def bootstrap_means(series: Tensor, resamples: int, seed: int) -> Tensor:
+    """[K, C] finite series of C clips -> [K, R] means of R resamples of the clips.
+
+    A fresh generator per call draws the resamples ([R, C] indices, as counts of each clip
+    per resample), so an interval depends only on its own values, the clip count and the
+    seed, and series of the same clips share their resamples (one matrix product)."""
+    count = series.shape[1]
     generator = torch.Generator().manual_seed(seed)
     picks = torch.randint(count, (resamples, count), generator=generator)  # [R, C]
-    means = finite[picks].mean(dim=1)  # [R]
+    weights = torch.zeros(resamples, count, dtype=torch.float64)
+    weights.scatter_add_(1, picks, torch.ones_like(picks, dtype=torch.float64))  # [R, C]
+    return series @ weights.T / count  # [K, R]
+
+
+def summarize_many(
+    series: dict[str, Tensor],
+    resamples: int,
+    confidence: float,
+    seed: int,
+    proportions: frozenset[str] = frozenset(),
+) -> dict[str, Summary]:
+    """``summarize`` of every [C] tensor of ``series``; the keys in ``proportions`` are
+    0/1 values and get the exact Clopper-Pearson interval. Series with the same finite
+    clips are bootstrapped together, ``BOOTSTRAP_BATCH`` at a time."""
+    nan = float("nan")
+    out: dict[str, Summary] = {}
+    groups: dict[bytes, list[str]] = {}
     tail = (1 - confidence) / 2
-    low, high = torch.quantile(means, torch.tensor([tail, 1 - tail], dtype=torch.float64))
-    mean = float(finite.mean())
-    # The percentile interval of a tiny sample can miss its own mean by rounding; widen to it.
-    return Summary(mean=mean, ci_low=min(float(low), mean), ci_high=max(float(high), mean), n=count)
+    levels = torch.tensor([tail, 1 - tail], dtype=torch.float64)
+    for key, values in series.items():
+        finite = values.double()[torch.isfinite(values)]
+        count = int(finite.numel())
+        if count == 0:
+            out[key] = Summary(mean=nan, ci_low=nan, ci_high=nan, n=0)
+        elif key in proportions:
+            if not bool(((finite == 0) | (finite == 1)).all()):
+                raise ValueError(f"{key}: a proportion needs values 0 or 1, found {finite[:5]}")
+            low, high = clopper_pearson(int(finite.sum()), count, confidence)
+            out[key] = Summary(mean=float(finite.mean()), ci_low=low, ci_high=high, n=count)
+        else:
+            groups.setdefault(torch.isfinite(values).numpy().tobytes(), []).append(key)
+    for keys in groups.values():
+        for first in range(0, len(keys), BOOTSTRAP_BATCH):
+            batch = keys[first : first + BOOTSTRAP_BATCH]
+            rows = torch.stack([series[k].double() for k in batch])  # [K, C]
+            rows = rows[:, torch.isfinite(rows[0])]  # [K, C'] the clips with values
+            means = bootstrap_means(rows, resamples, seed)  # [K, R]
+            lows, highs = torch.quantile(means, levels, dim=1)  # [K] each
+            for key, values, low, high in zip(batch, rows, lows, highs, strict=True):
+                mean = float(values.mean())
+                # The percentile interval of a tiny sample can miss its mean by rounding.
+                out[key] = Summary(
+                    mean=mean,
+                    ci_low=min(float(low), mean),
+                    ci_high=max(float(high), mean),
+                    n=int(values.numel()),
+                )
+    return {key: out[key] for key in series}
+
+
+def summarize(
+    values: Tensor, resamples: int, confidence: float, seed: int, proportion: bool = False
+) -> Summary:
+    """Mean of the finite ``values`` [C] and its interval: the percentile bootstrap, or with
+    ``proportion`` (values 0 or 1) the exact Clopper-Pearson interval."""
+    proportions = frozenset({"values"}) if proportion else frozenset()
+    return summarize_many({"values": values}, resamples, confidence, seed, proportions)["values"]
 
 
 PerClip = dict[str, Tensor]  # metric key -> [C] one value per held-out clip, NaN where n/a
 REFERENCE = "splitter"  # every other method is compared with it, clip by clip
 MIN_CLIPS_FOR_INTERVAL = 3  # fewer clips give no interval at all
 FEW_CLIPS = 10  # fewer clips give intervals too crude to lean on (the summary says so)
+PROPORTIONS = ("direction_acc", "direction_acc_45", "dynamic")  # per-clip 0/1 metrics
 
 
 def embedding_scores(
@@ -235,28 +301,26 @@ def decoded_embedding_scores(
 def summarize_scores(per_clip: PerClip, params: EvaluateParams) -> dict[str, float]:
     """Mean of every per-clip metric with its bootstrap interval (from 3 clips up) and, for
     every method against the splitter, the paired difference ``splitter-M.<metric>`` (the
-    same resampled clips for both: the bootstrap of the per-clip differences)."""
+    same resampled clips for both: the bootstrap of the per-clip differences). A proportion
+    (``PROPORTIONS``) gets the exact binomial interval; its paired difference, not a
+    proportion, the bootstrap."""
+    series = dict(per_clip)
+    prefix = f"{REFERENCE}."
+    for key, values in per_clip.items():
+        method, _, metric = key.partition(".")
+        if method != REFERENCE and f"{prefix}{metric}" in per_clip:
+            series[f"{REFERENCE}-{key}"] = per_clip[f"{prefix}{metric}"] - values  # NaN if either
+    proportions = frozenset(key for key in per_clip if key.rsplit(".", 1)[-1] in PROPORTIONS)
+    summaries = summarize_many(
+        series, params.bootstrap, params.confidence, params.seed, proportions
+    )
     metrics: dict[str, float] = {}
-
-    def add(key: str, values: Tensor) -> None:
-        summary = summarize(values, params.bootstrap, params.confidence, params.seed)
+    for key, summary in summaries.items():
         metrics[key] = summary.mean
         metrics[f"{key}.n"] = float(summary.n)
         if summary.n >= MIN_CLIPS_FOR_INTERVAL:
             metrics[f"{key}.ci_low"] = summary.ci_low
             metrics[f"{key}.ci_high"] = summary.ci_high
-
-    for key, values in per_clip.items():
-        add(key, values)
-    prefix = f"{REFERENCE}."
-    for key, reference in per_clip.items():
-        if not key.startswith(prefix):
-            continue
-        metric = key.removeprefix(prefix)
-        for other_key, values in per_clip.items():
-            method = other_key.split(".")[0]
-            if method != REFERENCE and other_key == f"{method}.{metric}":
-                add(f"{REFERENCE}-{other_key}", reference - values)  # NaN if either is
     return metrics
 
 
@@ -272,33 +336,79 @@ def curves_of(metrics: dict[str, float], horizon: int) -> dict[str, list[float]]
     return {name: [metrics[f"{name}.cos@{h}"] for h in range(1, horizon + 1)] for name in names}
 
 
-def headline(metrics: dict[str, float], decoder: str) -> dict[str, float]:
-    """The few numbers of ``metrics/evaluate.json`` (every interval, per-step value and
-    chain score of a baseline stays in the full file): the clip count; per method, the step
-    rollout's mean cosine over the horizon and, decoded by ``decoder``, its direction
-    accuracy and displacement error; the splitter's chain cosine, motion scores, decoded
-    centroid error and PSNR; the decoder's ceiling on the true embeddings; and, per
-    rollout, the lowest lower bound of the splitter's paired advantage in mean cosine over
-    every other method (above 0: it beats them all)."""
-    methods = sorted(  # not the paired differences, "splitter-<method>.step.cos_mean"
-        {key.split(".")[0] for key in metrics if key.endswith(".step.cos_mean") and "-" not in key}
-    )
+HEADLINE_LIMIT = 40  # keys of metrics/evaluate.json, so that dvc exp show fits a terminal
+# The reference's own figures: headline key -> full key ({X}: the scoring decoder).
+REFERENCE_FIGURES = {
+    f"{REFERENCE}.chain.cos_mean": f"{REFERENCE}.chain.cos_mean",
+    f"{REFERENCE}.step.motion_mean": f"{REFERENCE}.step.motion_mean",
+    f"{REFERENCE}.chain.motion_mean": f"{REFERENCE}.chain.motion_mean",
+    **{
+        f"{REFERENCE}.step.{metric}": f"{REFERENCE}.step.{{X}}.{metric}"
+        for metric in (
+            "factor_motion",
+            "direction_acc",
+            "direction_acc_45",
+            "displacement_err",
+            "size_change_err",
+            "centroid_err",
+            "psnr",
+        )
+    },
+    "truth.psnr": "truth.step.{X}.psnr",
+    "truth.centroid_err": "truth.step.{X}.centroid_err",
+}
+# Paired advantages (higher is better) whose lowest lower bound over the baselines is shown:
+# headline name -> the metric after "splitter-M.".
+PAIRED_BOUNDS = {
+    "step.cos_mean": "step.cos_mean",
+    "chain.cos_mean": "chain.cos_mean",
+    "step.motion_mean": "step.motion_mean",
+    "step.factor_motion": "step.{X}.factor_motion",
+    "step.direction_acc": "step.{X}.direction_acc",
+}
+PRIVILEGED_BOUNDS = ("step.cos_mean", "step.factor_motion")
+
+
+def lowest_paired_low(metrics: dict[str, float], metric: str, methods: list[str]) -> float | None:
+    """The lowest ``ci_low`` of ``splitter-M.<metric>`` over ``methods`` that have one."""
+    lows = [
+        metrics[key]
+        for method in methods
+        if (key := f"{REFERENCE}-{method}.{metric}.ci_low") in metrics
+    ]
+    return min(lows) if lows else None
+
+
+def headline(
+    metrics: dict[str, float], decoder: str, methods: list[str], privileged: set[str]
+) -> dict[str, float]:
+    """The numbers of ``metrics/evaluate.json``, at most ``HEADLINE_LIMIT`` whatever the
+    number of methods (everything else, per class, interval and step, stays in the full
+    file): the clip count; the splitter's own figures (``REFERENCE_FIGURES``, pictures
+    decoded by ``decoder``) and the decoder's ceiling on the true embeddings; for each of
+    ``PAIRED_BOUNDS`` the lowest lower bound of the splitter's paired advantage over every
+    baseline that is not ``privileged`` (``.worst_paired_low``, above 0: it beats them
+    all) and, for ``PRIVILEGED_BOUNDS``, the same over the privileged ones
+    (``.privileged_paired_low``); then one figure per method of ``methods`` (the splitter
+    first, then in their order), the step rollout's mean cosine, as long as the limit
+    allows (a method past it is in the full file only)."""
     top = {"n_clips": metrics["n_clips"]}
-    for method in methods:
-        top[f"{method}.step.cos_mean"] = metrics.get(f"{method}.step.cos_mean")
-        for metric in ("direction_acc", "displacement_err"):
-            top[f"{method}.step.{metric}"] = metrics.get(f"{method}.step.{decoder}.{metric}")
-    top[f"{REFERENCE}.chain.cos_mean"] = metrics.get(f"{REFERENCE}.chain.cos_mean")
-    for kind in ("step", "chain"):
-        top[f"{REFERENCE}.{kind}.motion_mean"] = metrics.get(f"{REFERENCE}.{kind}.motion_mean")
-        lows = [
-            value
-            for key, value in metrics.items()
-            if key.startswith(f"{REFERENCE}-") and key.endswith(f".{kind}.cos_mean.ci_low")
-        ]
-        top[f"{REFERENCE}.{kind}.cos_mean.worst_paired_low"] = min(lows) if lows else None
-    for metric in ("centroid_err", "psnr"):
-        top[f"{REFERENCE}.step.{metric}"] = metrics.get(f"{REFERENCE}.step.{decoder}.{metric}")
-    for metric in ("psnr", "centroid_err"):
-        top[f"truth.{metric}"] = metrics.get(f"truth.step.{decoder}.{metric}")
-    return {key: value for key, value in top.items() if value is not None}
+    for name, key in REFERENCE_FIGURES.items():
+        top[name] = metrics.get(key.format(X=decoder))
+    others = [m for m in methods if m != REFERENCE]
+    fair = [m for m in others if m not in privileged]
+    unfair = [m for m in others if m in privileged]
+    for name, metric in PAIRED_BOUNDS.items():
+        top[f"{REFERENCE}.{name}.worst_paired_low"] = lowest_paired_low(
+            metrics, metric.format(X=decoder), fair
+        )
+    for name in PRIVILEGED_BOUNDS:
+        top[f"{REFERENCE}.{name}.privileged_paired_low"] = lowest_paired_low(
+            metrics, PAIRED_BOUNDS[name].format(X=decoder), unfair
+        )
+    top = {key: value for key, value in top.items() if value is not None}
+    for method in sorted(methods, key=lambda name: name != REFERENCE):  # the splitter first
+        value = metrics.get(f"{method}.step.cos_mean")
+        if value is not None and len(top) < HEADLINE_LIMIT:
+            top[f"{method}.step.cos_mean"] = value
+    return top

@@ -14,9 +14,17 @@ for ``identity``) is decoded as it streams, the size cap counting decoded bytes.
 
 With ``resume=True`` an interrupted ``.part`` is continued with a Range request guarded by
 ``If-Range`` (the ETag or Last-Modified of the response that started it, kept beside the
-``.part``): if the file changed on the server, the server answers with the whole new body
-and the download restarts from zero instead of splicing two versions together. A ``.part``
-without a validator is not resumed.
+``.part`` with the file's total length: see ``resume``): if the file changed on the server,
+the server answers with the whole new body and the download restarts from zero instead of
+splicing two versions together. Servers and proxies that ignore If-Range exist, so a 206 is
+also checked against that record; one that does not continue the ``.part`` (another
+validator, another total length, another start) discards it and the download restarts from
+zero, once per call: a second such answer fails with ``resume_mismatch``. A
+``.part`` without a record is not resumed. Each restart is logged as one warning.
+
+A 429 or 503 with ``Retry-After`` (seconds or an HTTP date) is retried no sooner than the
+server asked, as one of the ``retries``; a server asking for more than
+``MAX_RETRY_AFTER_S`` gets no retry in this run (the failure stays transient).
 
 Failures are returned, not raised, with a short stable ``reason`` (``http_404``,
 ``too_large``, ``truncated``, ``timeout``, ``connection``, ``redirect_not_http``,
@@ -34,12 +42,15 @@ which held Ctrl-C for as long as a stalled read's timeout.
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
 
@@ -49,15 +60,20 @@ from tqdm import tqdm
 
 from nextframe.cache import download_path
 from nextframe.config import HttpParams
+from nextframe.data.resume import PartRecord, load_record, mismatch, record_path, save_record
 from nextframe.errors import UserError
+
+log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 16
 RETRYABLE_4XX = {408, 429}  # "request timeout" and "too many requests" are transient
+RATE_LIMITED = {429, 503}  # the statuses whose Retry-After says when to try again
 TEXT_MAX_BYTES = 256 << 20  # index files (the TGIF TSV is ~15 MB) are not held to the clip cap
 # identity: Content-Length and Range offsets must count the bytes we store, not gzip bytes
 REQUEST_HEADERS = {"Accept-Encoding": "identity", "User-Agent": "nextframe-downloader"}
 DECODED_ENCODINGS = {"gzip", "x-gzip", "deflate"}  # what urllib3 decodes without extras
 CANCEL_GRACE_S = 0.2  # how long cancelled workers get to remove their own .part files
+MAX_RETRY_AFTER_S = 60.0  # longest Retry-After waited for; a longer one ends this run's tries
 
 
 @dataclass(frozen=True)
@@ -71,7 +87,8 @@ class FetchResult:
     """Outcome of one download; ``reason`` is empty when ``ok``.
 
     ``transient`` marks a failure worth trying again on a later run (a timeout, a 5xx);
-    a permanent one (404, too large, a redirect to ``file://``) is not.
+    a permanent one (404, too large, a redirect to ``file://``) is not. ``attempts``
+    counts requests, a restart from zero after a resume mismatch included.
     """
 
     url: str
@@ -84,12 +101,18 @@ class FetchResult:
 
 
 class _Failure(Exception):
-    """One failed attempt; ``retry`` says whether another attempt could succeed."""
+    """One failed attempt; ``retry`` says whether another attempt could succeed, and
+    ``retry_after_s`` how long the server asked us to wait first (None: it did not say)."""
 
-    def __init__(self, reason: str, *, retry: bool) -> None:
+    def __init__(self, reason: str, *, retry: bool, retry_after_s: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry = retry
+        self.retry_after_s = retry_after_s
+
+
+class _NotAContinuation(Exception):
+    """A 206 that does not continue the ``.part`` (the file changed; If-Range was ignored)."""
 
 
 def is_http_url(url: str) -> bool:
@@ -105,11 +128,6 @@ def check_url(url: str) -> None:
 
 def part_path(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
-
-
-def validator_path(dest: Path) -> Path:
-    """Where the ETag / Last-Modified of a resumable ``.part`` is kept."""
-    return dest.with_name(dest.name + ".part.validator")
 
 
 def fetch(
@@ -132,45 +150,87 @@ def fetch(
     stop = stop or threading.Event()
     if not resume:
         _discard_part(dest)
-    failure = _Failure("not_attempted", retry=False)
-    attempts = 0
-    for attempt in range(http.retries + 1):
-        if attempt and stop.wait(http.backoff_s * 2 ** (attempt - 1)):
+    attempts = retries = 0
+    restarted = False
+    wait_s = 0.0
+    while True:
+        if wait_s and stop.wait(wait_s):
             failure = _Failure("cancelled", retry=True)
             break
         attempts += 1
         try:
             size = _attempt(url, dest, http, resume=resume, stop=stop)
+        except _NotAContinuation as exc:
+            _discard_part(dest)
+            if restarted:
+                log.error(
+                    "%s: changed again while resuming (%s): the server or a proxy ignores "
+                    "If-Range; giving up",
+                    url,
+                    exc,
+                )
+                failure = _Failure("resume_mismatch", retry=False)
+                break
+            log.warning("%s: %s; downloading it again from zero", url, exc)
+            restarted, wait_s = True, 0.0  # not a retry: the server answered, just not usably
+            continue
         except _Failure as exc:
             failure = exc
             if not resume:
                 _discard_part(dest)
-            if not exc.retry or failure.reason == "cancelled":
+            if not exc.retry or exc.reason == "cancelled" or retries == http.retries:
                 break
+            if (exc.retry_after_s or 0.0) > MAX_RETRY_AFTER_S:
+                break  # asked to come back later than one file is worth waiting for
+            retries += 1
+            wait_s = _wait_before_retry(http, retries, exc.retry_after_s)
             continue
         os.replace(part_path(dest), dest)
-        validator_path(dest).unlink(missing_ok=True)
+        record_path(dest).unlink(missing_ok=True)
         return FetchResult(url, dest, ok=True, bytes=size, attempts=attempts)
     return FetchResult(
         url, dest, ok=False, reason=failure.reason, attempts=attempts, transient=failure.retry
     )
 
 
+def _wait_before_retry(http: HttpParams, retry: int, retry_after_s: float | None) -> float:
+    """Exponential backoff, or longer where the server said how long (``Retry-After``)."""
+    backoff_s = http.backoff_s * 2 ** (retry - 1)
+    return backoff_s if retry_after_s is None else max(backoff_s, retry_after_s)
+
+
+def parse_retry_after(value: str, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks for: delta-seconds or an HTTP date; None if
+    it is absent or unreadable (then the backoff alone decides)."""
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT; a zone-less one is read the same way
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
 def _discard_part(dest: Path) -> None:
     part_path(dest).unlink(missing_ok=True)
-    validator_path(dest).unlink(missing_ok=True)
+    record_path(dest).unlink(missing_ok=True)
 
 
 def _attempt(url: str, dest: Path, http: HttpParams, *, resume: bool, stop: threading.Event) -> int:
     """One request into ``dest.part``; returns the complete size or raises ``_Failure``."""
     headers = dict(REQUEST_HEADERS)
-    offset = _resume_offset(dest) if resume else 0
-    if offset:
+    offset, record = _resume_point(dest) if resume else (0, None)
+    if record is not None:
         headers["Range"] = f"bytes={offset}-"
-        headers["If-Range"] = validator_path(dest).read_text(encoding="utf-8")
+        headers["If-Range"] = record.validator
     try:
         with _open(url, headers, http) as response:
-            return _receive(response, dest, offset, http.max_bytes, resume=resume, stop=stop)
+            return _receive(
+                response, dest, record, offset, http.max_bytes, resume=resume, stop=stop
+            )
     except (requests.Timeout, urllib3.exceptions.ReadTimeoutError):
         raise _Failure("timeout", retry=True) from None
     except (requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError):
@@ -187,13 +247,13 @@ def _attempt(url: str, dest: Path, http: HttpParams, *, resume: bool, stop: thre
         raise _Failure("connection", retry=True) from None
 
 
-def _resume_offset(dest: Path) -> int:
-    """Bytes to resume from: the ``.part``'s size if a validator says which version it holds."""
-    part, validator = part_path(dest), validator_path(dest)
-    if part.exists() and validator.exists():
-        return part.stat().st_size
-    _discard_part(dest)  # no way to tell whether the server's file is still the same
-    return 0
+def _resume_point(dest: Path) -> tuple[int, PartRecord | None]:
+    """Bytes to resume from and the record of what they are; (0, None) to start afresh."""
+    part, record = part_path(dest), load_record(dest)
+    if record is not None and part.exists() and part.stat().st_size:
+        return part.stat().st_size, record
+    _discard_part(dest)  # nothing kept, or no way to tell which version of the file it was
+    return 0, None
 
 
 def _open(url: str, headers: dict[str, str], http: HttpParams) -> requests.Response:
@@ -214,23 +274,34 @@ def _open(url: str, headers: dict[str, str], http: HttpParams) -> requests.Respo
 def _receive(
     response: requests.Response,
     dest: Path,
+    record: PartRecord | None,
     offset: int,
     max_bytes: int,
     *,
     resume: bool,
     stop: threading.Event,
 ) -> int:
+    """Stream one response into ``dest.part``: appended to the ``offset`` bytes kept there
+    on a 206 that continues them, from zero on a 200; returns the complete size."""
     part = part_path(dest)
-    _check_status(response.status_code, dest, offset)
+    _check_status(response, dest, offset)
     encoding = _encoding(response)
     if response.status_code == 206:
-        if encoding or not _range_starts_at(response, offset):
-            _discard_part(dest)
-            raise _Failure("bad_range", retry=True)
+        if record is None:
+            raise _Failure("bad_range", retry=True)  # a 206 to a request without Range
+        why = mismatch(record, response.headers, offset)
+        if why:
+            raise _NotAContinuation(why)
     else:
-        offset = 0  # a 200: the server ignored Range, or If-Range says the file changed
+        if offset:
+            log.warning(
+                "%s: a 200 to a range request (the file changed, or Range is not supported); "
+                "downloading it from zero",
+                response.url,
+            )
+        offset = 0
         if resume:
-            _save_validator(dest, response)
+            save_record(dest, response.headers)
     length_header = response.headers.get("Content-Length", "")
     length = int(length_header) if length_header.isdigit() else None
     if length is not None and offset + length > max_bytes:
@@ -256,13 +327,17 @@ def _receive(
     return written
 
 
-def _check_status(status: int, dest: Path, offset: int) -> None:
+def _check_status(response: requests.Response, dest: Path, offset: int) -> None:
+    status = response.status_code
     if status == 416 and offset:
         # the range starts at or past the end: the .part is stale; start over next attempt
         _discard_part(dest)
         raise _Failure("http_416", retry=True)
     if status >= 500 or status in RETRYABLE_4XX:
-        raise _Failure(f"http_{status}", retry=True)
+        wait_s = None
+        if status in RATE_LIMITED:
+            wait_s = parse_retry_after(response.headers.get("Retry-After", ""))
+        raise _Failure(f"http_{status}", retry=True, retry_after_s=wait_s)
     if status not in (200, 206):
         # 4xx, and 1xx/3xx that are not followable redirects (a 3xx without Location)
         raise _Failure(f"http_{status}", retry=False)
@@ -276,25 +351,6 @@ def _encoding(response: requests.Response) -> str:
     if encoding not in DECODED_ENCODINGS:
         raise _Failure("unsupported_encoding", retry=False)
     return encoding
-
-
-def _save_validator(dest: Path, response: requests.Response) -> None:
-    """Keep what ``If-Range`` needs to resume this body: a strong ETag, else Last-Modified."""
-    etag = response.headers.get("ETag", "")
-    validator = etag if etag and not etag.startswith("W/") else ""
-    validator = validator or response.headers.get("Last-Modified", "")
-    if validator:
-        validator_path(dest).write_text(validator, encoding="utf-8")
-    else:
-        validator_path(dest).unlink(missing_ok=True)
-
-
-def _range_starts_at(response: requests.Response, offset: int) -> bool:
-    """``Content-Range: bytes <offset>-<end>/<total>`` must continue exactly where we are."""
-    content_range = response.headers.get("Content-Range", "")
-    unit, _, spec = content_range.partition(" ")
-    start = spec.split("-", 1)[0]
-    return unit == "bytes" and start.isdigit() and int(start) == offset
 
 
 def fetch_many(

@@ -89,9 +89,15 @@ def download_archive(ucf: Ucf50Params) -> Path:
         if not result.ok:
             part = part_path(path)
             kept = part.stat().st_size if part.exists() else 0
+            advice = f"rerun to resume from the {kept} bytes in {part}"
+            if result.reason == "resume_mismatch":
+                advice = (
+                    "the file changed on the server while resuming, twice (the server or a "
+                    "proxy ignores If-Range); rerun to download it from zero, or use a mirror"
+                )
             raise UserError(
                 f"download.ucf50.url {ucf.url}: download failed ({result.reason}) after "
-                f"{result.attempts} attempt(s); rerun to resume from the {kept} bytes in {part}"
+                f"{result.attempts} attempt(s); {advice}"
             )
     size = path.stat().st_size
     if ucf.expected_bytes and size != ucf.expected_bytes:

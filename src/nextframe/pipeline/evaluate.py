@@ -16,21 +16,38 @@ and h = 1..``evaluate.horizon`` (``metrics.py`` and ``pixel_metrics.py`` define 
   M.R.X.consistency, .text_sim  frame-to-frame cosine; caption-to-frame cosine
   M.R.X.psnr, .ssim             decoded frames vs the true frames, steps 1..H
   M.R.X.centroid_err            object centroid vs the true pose, pixels (synthetic clips)
-  M.R.X.direction_acc           share of translating clips moved the true way (within 45 deg)
+  M.R.X.direction_acc           share of translating clips moved the true way (within 22.5
+                                deg and 0.5..1.5 of the true displacement along it)
+  M.R.X.direction_acc_45        the earlier criterion: within 45 deg and >= 1 px
   M.R.X.displacement_err        |moved - truly moved| from step 1 to H, pixels
   M.R.X.size_change_err         |radius ratio - true ratio|, clips that grow or shrink
+  M.R.X.position_motion, .size_motion, .angle_motion
+                                the motion score on the object's position, size, angle,
+                                clips whose truth changes that factor; .factor_motion:
+                                their mean, every moving clip scored on what it changes
   splitter-M.<metric>           the splitter minus method M, paired clip by clip (for
                                 errors, below 0 is the splitter's advantage)
   n_clips, n_decoded_clips      test clips scored on embeddings; of those, on pictures
   M.R.X.flow_mag, .dynamic, .warp_err, .flicker, real.*, M.R.X.fvd*
                                 optical-flow motion and FVD (``field_metrics.py``)
 
+  by_class.<c>.<key>, by_class.<c>.n_clips
+                                every key above whose metric is in
+                                ``motion_classes.CLASS_METRICS`` (with its paired
+                                differences and intervals) over the clips of motion class c
+                                (left, right, up, down, grow, shrink, rotate, from
+                                ``truth.parquet``), for the classes that have clips
+
 Each key K also has ``K.n`` (clips with a value) and, from 3 clips up, ``K.ci_low`` and
 ``K.ci_high``: the percentile bootstrap interval (``evaluate.confidence``,
 ``evaluate.bootstrap`` resamples of the clips, ``evaluate.seed``; paired differences
-resample the same clips for both methods). A mean over no clip is left out.
-``metrics/evaluate.json``, the DVC metrics file that ``dvc exp show`` and ``dvc metrics
-diff`` print, holds only the headline keys (``metrics.headline``).
+resample the same clips for both methods), or for a proportion (direction_acc,
+direction_acc_45, dynamic) the exact Clopper-Pearson interval. A mean over no clip is
+left out. ``metrics/evaluate.json``, the DVC metrics file that ``dvc exp show`` and ``dvc
+metrics diff`` print, holds only the headline keys (``metrics.headline``: at most 40,
+whatever the number of methods; privileged methods are left out of its worst paired
+bounds and reported beside them). ``metrics/evaluate_methods.json`` (git-tracked, small)
+holds the figures of the README's per-method and per-class tables (``method_table.py``).
 
 ``metrics/plots/cos_at_h.csv`` is wide: a column ``h`` and one column ``M.R`` per method
 and rollout, one row per horizon, so ``dvc plots`` draws one line per method and rollout.
@@ -58,6 +75,8 @@ from torch import Tensor
 from nextframe.config import Params
 from nextframe.errors import UserError
 from nextframe.field_metrics import field_scores
+from nextframe.method_table import method_table
+from nextframe.methods import REGISTRY
 from nextframe.metrics import (
     FEW_CLIPS,
     curves_of,
@@ -66,6 +85,7 @@ from nextframe.metrics import (
     headline,
     summarize_scores,
 )
+from nextframe.motion_classes import class_summaries, motion_classes
 from nextframe.outputs import (
     CLIPS_INDEX,
     DECODED_TABLE,
@@ -92,6 +112,7 @@ from nextframe.store import (
 PARAMS = ("evaluate", "generate.decoders", "generate.fps", "runtime")
 HEADLINE_FILE = "evaluate.json"
 FULL_FILE = "evaluate_full.json"
+METHODS_FILE = "evaluate_methods.json"  # the README tables' figures (method_table.py)
 CURVES_FILE = "plots/cos_at_h.csv"
 SHEETS_PLOTS = "plots/contact_sheets"
 
@@ -199,8 +220,8 @@ def decoded_pixels(
 def true_poses(
     truth: pd.DataFrame, frames: pd.DataFrame, clip_ids: list[str], size: int
 ) -> list[np.ndarray | None]:
-    """Per clip, the true pose [K, 3] (cx, cy, radius at ``size`` px) of its selected frames,
-    or None where the source knows no pose."""
+    """Per clip, the true pose [K, 4] (cx, cy, radius at ``size`` px; angle in radians) of
+    its selected frames, or None where the source knows no pose."""
     by_frame = truth.set_index(["clip_id", "frame_index"])
     selected = frames[frames["clip_id"].isin(clip_ids)].sort_values(["clip_id", "k"])
     poses: dict[str, np.ndarray] = {}
@@ -209,7 +230,8 @@ def true_poses(
         if all(key in by_frame.index for key in keys):
             known = by_frame.loc[keys]
             scale = size / known["frame_size"].to_numpy()[:, None]
-            poses[str(clip_id)] = known[["cx", "cy", "radius"]].to_numpy() * scale
+            pixels = known[["cx", "cy", "radius"]].to_numpy() * scale  # [K, 3]
+            poses[str(clip_id)] = np.concatenate([pixels, known[["angle"]].to_numpy()], 1)
     return [poses.get(clip_id) for clip_id in clip_ids]
 
 
@@ -264,6 +286,7 @@ def run(
         )
     except ValueError as exc:
         raise UserError(str(exc)) from exc
+    poses_table = read_truth(truth_path)
     per_clip = embedding_scores(predictions, truth, n_truth, settings.horizon)
     row_index = torch.tensor(decoded_rows, dtype=torch.int64)
     per_clip.update(decoded_embedding_scores(decoded, truth, n_truth, text_embed, row_index))
@@ -272,7 +295,7 @@ def run(
         size = next(iter(pixels.values())).shape[2]
         frames = read_frames(frames_path)
         true_pictures = truth_pictures(decoded_ids, frames, frames_path.parent, size)
-        poses = true_poses(read_truth(truth_path), frames, decoded_ids, size)
+        poses = true_poses(poses_table, frames, decoded_ids, size)
         true_videos = [true_pictures[c] for c in decoded_ids]
         field = field_scores(pixels, true_videos, settings, params.generate.fps)
         for key, values in {
@@ -284,6 +307,7 @@ def run(
             per_clip[key] = spread
     metrics = {"n_clips": float(len(clip_ids)), "n_decoded_clips": float(len(decoded_ids))}
     metrics.update(summarize_scores(per_clip, settings))
+    metrics.update(class_summaries(per_clip, motion_classes(poses_table, clip_ids), settings))
     metrics.update(field.per_set if decoded else {})
     bad = [key for key, value in metrics.items() if math.isinf(value)]
     if bad:
@@ -293,9 +317,13 @@ def run(
     # A mean over no clip (e.g. direction accuracy without a translating clip) is left out;
     # its ".n" of 0 says why.
     metrics = {key: value for key, value in metrics.items() if not math.isnan(value)}
-    top = headline(metrics, scoring_decoder(params))
+    methods = params.generate.methods
+    privileged = {name for name in methods if REGISTRY[name].privileged}
+    decoder = scoring_decoder(params)
+    top = headline(metrics, decoder, methods, privileged)
     write_json(metrics, metrics_dir / FULL_FILE)
     write_json(top, metrics_dir / HEADLINE_FILE)
+    write_json(method_table(metrics, decoder, methods), metrics_dir / METHODS_FILE)
     curves = curves_of(metrics, settings.horizon)
     curves_path = metrics_dir / CURVES_FILE
     write_curves(curves, curves_path)
@@ -303,5 +331,6 @@ def run(
     sheets = copy_contact_sheets(
         video_ids[: settings.contact_sheets], generated_dir, metrics_dir / SHEETS_PLOTS
     )
-    files = [metrics_dir / HEADLINE_FILE, metrics_dir / FULL_FILE, curves_path, *sheets]
+    jsons = [metrics_dir / name for name in (HEADLINE_FILE, FULL_FILE, METHODS_FILE)]
+    files = [*jsons, curves_path, *sheets]
     return EvaluateSummary(metrics, top, curves, files=files)
