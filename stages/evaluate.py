@@ -2,7 +2,9 @@
 
 Writes METRICS_DIR/evaluate.json (the headline numbers, a DVC metric),
 METRICS_DIR/evaluate_full.json (every per-step value and interval),
-METRICS_DIR/plots/cos_at_h.csv and METRICS_DIR/plots/contact_sheets/*.png.
+METRICS_DIR/plots/cos_at_h.csv and METRICS_DIR/plots/contact_sheets/*.png. MLflow gets
+the headline numbers under their JSON keys, the cos@h curves as metric histories and
+every file written as an artifact.
 """
 
 from pathlib import Path
@@ -41,7 +43,8 @@ def main(
         evaluate.PARAMS,
         params_file,
         lambda p, log: evaluate.run(manifest, embeddings, generated, frames, truth, metrics_dir, p),
-        artifacts=lambda summary: summary.plots,
+        artifacts=lambda summary: summary.files,
+        history=lambda summary: summary.steps(),
     )
 
 

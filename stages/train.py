@@ -4,7 +4,8 @@ early-stops on val; ridge chooses its regularisation on val).
 Writes MODELS_DIR/<method>/ for each (the splitter: model.safetensors + config.json; the
 others: weights.safetensors + method.json), METRICS_DIR/train.json (DVC metrics) and
 METRICS_DIR/plots/train_loss.csv (one row per epoch, a DVC plot); every epoch's losses
-also go to MLflow.
+also go to MLflow, and the splitter's files, train.json and the loss curve go with the
+run as artifacts.
 """
 
 from pathlib import Path

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -97,8 +98,8 @@ def test_two_stages_land_under_one_parent_with_provenance(store: str, tmp_path: 
 def test_changed_params_or_an_experiment_name_start_a_new_parent(
     store: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for params in ({"x": 1}, {"x": 1}, {"x": 2}):
-        with stage_run("train", params, params):
+    for stage, params in (("train", {"x": 1}), ("evaluate", {"x": 1}), ("train", {"x": 2})):
+        with stage_run(stage, params, params):
             pass
     monkeypatch.setenv("DVC_EXP_NAME", "wide-lr")
     with stage_run("train", {"x": 2}, {"x": 2}):
@@ -109,10 +110,108 @@ def test_changed_params_or_an_experiment_name_start_a_new_parent(
     assert "wide-lr" in names
     exp_parent = next(p for p in parents if p.info.run_name == "wide-lr")
     assert exp_parent.data.tags["dvc_exp_name"] == "wide-lr"
-    # the first two runs (same code, same params) share their parent
+    # the first two stages (same code, same params) share their parent
     assert (
         children[0].data.tags["mlflow.parentRunId"] == children[1].data.tags["mlflow.parentRunId"]
     )
+
+
+def test_a_forced_rerun_gets_a_parent_of_its_own(store: str) -> None:
+    """``dvc repro -f`` reruns stages that finished with the same code and params: a new
+    pipeline run, while a stage that failed and is rerun completes its old parent."""
+    params = {"x": 1}
+    with stage_run("download", params, params):
+        pass
+    with pytest.raises(ValueError), stage_run("train", params, params):
+        raise ValueError("broken")
+    with stage_run("train", params, params):  # dvc repro after the fix: completes the run
+        pass
+    with stage_run("download", params, params):  # dvc repro -f
+        pass
+    with stage_run("train", params, params):
+        pass
+    parents, children = by_role(runs(store))
+    assert len(parents) == 2
+    parent_of = [c.data.tags["mlflow.parentRunId"] for c in children]
+    first, second = parents[0].info.run_id, parents[1].info.run_id
+    assert parent_of == [first, first, first, second, second]
+    assert [c.info.status for c in children] == ["FINISHED", "FAILED", *["FINISHED"] * 3]
+
+
+def test_a_copied_repository_keeps_its_artifacts_in_the_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local store's artifact folder follows the database: a run logged in a copy of
+    the repository lands in the copy's mlartifacts, and the copy's old runs read the
+    artifacts copied along, while the original store is left as it was."""
+    import shutil
+
+    import mlflow
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    original, copy = tmp_path / "a", tmp_path / "b"
+    curve = Path("metrics/plots/train_loss.csv")
+
+    def log_stage(repo: Path, stage: str) -> str:
+        monkeypatch.setenv("DVC_ROOT", str(repo))
+        monkeypatch.chdir(repo)
+        curve.parent.mkdir(parents=True, exist_ok=True)
+        curve.write_text(f"epoch,train_total\n1,{stage}\n")
+        with stage_run(stage, {"x": 1}) as run:
+            run.log_artifacts([curve])
+        return run.run_id
+
+    original.mkdir()
+    first = log_stage(original, "train")
+    shutil.copytree(original, copy)
+    second = log_stage(copy, "evaluate")
+
+    def stored(repo: Path) -> list[str]:
+        return sorted(
+            str(p.relative_to(repo / "mlartifacts")) for p in (repo / "mlartifacts").rglob("*.csv")
+        )
+
+    layout = "{}/artifacts/metrics/plots/train_loss.csv"  # the file's folder in the repo
+    assert stored(original) == [layout.format(first)]
+    assert stored(copy) == sorted([layout.format(first), layout.format(second)])
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{copy / 'mlflow.db'}")
+    for run_id in (first, second):
+        assert client.get_run(run_id).info.artifact_uri.startswith(copy.as_uri())
+        local = client.download_artifacts(run_id, str(curve), str(tmp_path / run_id))
+        assert Path(local).read_text().startswith("epoch")
+    before = client.get_experiment_by_name(EXPERIMENT_NAME)
+    assert before.artifact_location == (copy / "mlartifacts").as_uri()
+    origin = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{original / 'mlflow.db'}")
+    assert origin.get_run(first).info.artifact_uri.startswith(original.as_uri())
+
+
+def test_sigterm_marks_the_run_killed_and_exits_143(store: str) -> None:
+    """What a scheduler sends: the stage cleans up as on Ctrl-C and says it was terminated."""
+    import signal
+
+    from nextframe.errors import TERMINATED_STATUS, report_user_errors
+
+    cleaned = []
+
+    @report_user_errors
+    def stage() -> None:
+        with stage_run("train", {"x": 1}):
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(30)  # the signal interrupts this
+            finally:
+                cleaned.append(True)
+
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as exit_info:
+        stage()
+    assert exit_info.value.code == TERMINATED_STATUS and time.monotonic() - started < 10
+    assert cleaned == [True]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored afterwards
+    parents, children = by_role(runs(store))
+    assert [c.info.status for c in children] == ["KILLED"]
+    assert parents[0].info.status == "KILLED"
 
 
 def test_interrupted_and_failed_stages_are_marked(store: str) -> None:
@@ -210,3 +309,57 @@ def test_dvc_exp_run_groups_its_stages_under_the_experiment(tmp_path: Path, stor
     experiment = next(p for p in parents if p.info.run_name == "bigger-x")
     assert experiment.data.tags["dvc_exp_name"] == "bigger-x"
     assert experiment.data.metrics == {"first.x_seen": 2.0, "second.x_seen": 2.0}
+
+
+def test_evaluate_logs_the_json_keys_histories_and_files(
+    store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evaluate stage's MLflow run, through the runner every stage uses: the metrics are
+    evaluate.json's keys exactly (none of the full file's thousands), cos@h is one history
+    per method and rollout, and the JSON files and plots go along as artifacts."""
+    import json
+
+    import mlflow
+
+    from nextframe.pipeline import run_stage
+    from nextframe.pipeline.evaluate import EvaluateSummary
+
+    repo = Path(__file__).resolve().parents[1]
+    headline = json.loads((repo / "metrics" / "evaluate.json").read_text())
+    full = {**headline, **{f"splitter.step.cos@{h}.ci_low": 0.5 for h in range(1, 500)}}
+    names = ("evaluate.json", "evaluate_full.json", "plots/cos_at_h.csv")
+    files = [tmp_path / "metrics" / name for name in names]  # the store fixture's cwd
+    for path in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}\n")
+    curves = {"splitter.step": [0.9, 0.8, 0.7], "copy_start.chain": [0.85, 0.75, 0.65]}
+    summary = EvaluateSummary(full, headline, curves, files=files)
+    run_stage(
+        "evaluate",
+        ("evaluate",),
+        repo / "params.yaml",
+        lambda params, log: summary,
+        artifacts=lambda s: s.files,
+        history=lambda s: s.steps(),
+    )
+
+    parents, children = by_role(runs(store))
+    (child,) = children
+    histories = {f"{series}.cos_at_h" for series in curves}  # their latest value shows too
+    assert set(child.data.metrics) == {*headline, "seconds", *histories}
+    assert "splitter.step.cos_mean.worst_paired_low" in child.data.metrics
+    assert child.data.metrics["splitter.step.psnr"] == headline["splitter.step.psnr"]
+    assert set(parents[0].data.metrics) == {f"evaluate.{key}" for key in {*headline, "seconds"}}
+    client = mlflow.tracking.MlflowClient(tracking_uri=store)
+    run_id = child.info.run_id
+    for series, values in curves.items():
+        history = client.get_metric_history(run_id, f"{series}.cos_at_h")
+        assert sorted((m.step, m.value) for m in history) == [
+            (1, values[0]),
+            (2, values[1]),
+            (3, values[2]),
+        ]
+    listed = {a.path for a in client.list_artifacts(run_id, "metrics")}
+    assert listed == {"metrics/evaluate.json", "metrics/evaluate_full.json", "metrics/plots"}
+    plots = [a.path for a in client.list_artifacts(run_id, "metrics/plots")]
+    assert plots == ["metrics/plots/cos_at_h.csv"]

@@ -456,7 +456,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     stage = load_stage("train")
     args = [str(manifest_path), str(embeddings), str(root / "models"), str(root / "metrics")]
-    result = CliRunner().invoke(stage.app, [*args, "--params", str(root / "params.yaml")])
+    with pytest.MonkeyPatch.context() as patch:  # the stage's MLflow runs go beside it
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        result = CliRunner().invoke(stage.app, [*args, "--params", str(root / "params.yaml")])
     assert result.exit_code == 0, result.output
     assert "validation change cosine" in result.output
     return root
@@ -496,4 +498,22 @@ def test_stage_outputs(trained: Path) -> None:
             assert predictor.predict(hidden, start, rise, text).shape == (3, DIM)
     torch.testing.assert_close(
         predictors["splitter"].predict(hidden, start, rise, text)[0], start[0]
+    )
+
+
+def test_the_train_run_keeps_its_loss_curve_and_metrics(trained: Path) -> None:
+    """The MLflow train run holds the curve the README promises, byte for byte."""
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{trained / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("nextframe")
+    (run,) = client.search_runs([experiment.experiment_id], "tags.stage = 'train'")
+    names = {artifact.path for artifact in client.list_artifacts(run.info.run_id)}
+    assert {"train_loss.csv", "train.json", "model.safetensors", "config.json"} <= names
+    local = client.download_artifacts(run.info.run_id, "train_loss.csv", str(trained / "got"))
+    curve = trained / "metrics" / "plots" / "train_loss.csv"
+    assert Path(local).read_bytes() == curve.read_bytes()
+    history = client.get_metric_history(run.info.run_id, "train_total")
+    assert (
+        len(history) == json.loads((trained / "metrics" / "train.json").read_text())["epochs_run"]
     )

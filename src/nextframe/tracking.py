@@ -8,12 +8,19 @@ changes, the params and the DVC experiment's name (``DVC_EXP_NAME``, set by
 ``dvc exp run``). Every stage of one ``dvc repro`` or ``dvc exp run`` shares those and
 lands under one parent; a stage rerun alone (``dvc repro -s train``) with the same code
 and params lands under the same parent as the run it completes; a change to code or
-params starts a new parent. The parent holds every params key, the provenance tags and
-each stage's final metrics (prefixed with the stage name); its status is the last stage's.
+params starts a new parent; so does a stage that already finished under the parent it
+would join (``dvc repro -f``, or a stage rerun after its outputs were removed): that is a
+new run of the pipeline, not the completion of the old one. The parent holds every params
+key, the provenance tags and each stage's final metrics (prefixed with the stage name);
+its status is the last stage's.
 
 The store is ``sqlite:///<repo>/mlflow.db`` (``<repo>`` is ``DVC_ROOT`` when DVC runs the
 stage, so temporary experiment workspaces log to the repository's store) unless
-``MLFLOW_TRACKING_URI`` says otherwise, e.g. a team's ``http://host:5000`` server.
+``MLFLOW_TRACKING_URI`` says otherwise, e.g. a team's ``http://host:5000`` server, which
+keeps artifacts in its own store. A local store keeps them in ``<repo>/mlartifacts``;
+MLflow records that folder as an absolute path, so when the repository has been copied or
+moved (the database now lies elsewhere than the folder it names) the store's paths are
+rewritten to the new place first, and the copy never writes into the original.
 """
 
 from __future__ import annotations
@@ -22,9 +29,10 @@ import hashlib
 import json
 import logging
 import os
+import sqlite3
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,8 +151,10 @@ class StageRun:
         self._log(self.parent_id, {f"{self.stage}.{k}": v for k, v in flat.items()}, None)
 
     def log_artifacts(self, paths: Iterable[str | Path]) -> None:
+        """Upload files; one inside the working directory keeps its folder there
+        (``metrics/plots/train_loss.csv``), so the run's artifacts read like the repository."""
         for path in paths:
-            self._client.log_artifact(self.run_id, str(path))
+            self._client.log_artifact(self.run_id, str(path), artifact_folder(Path(path)))
 
     def _log(self, run_id: str, metrics: Mapping[str, float], step: int | None) -> None:
         from mlflow.entities import Metric
@@ -165,22 +175,68 @@ def numeric(metrics: Mapping[str, Any]) -> dict[str, float]:
     }
 
 
+def artifact_folder(path: Path) -> str | None:
+    """The artifact folder of ``path``: its folder relative to the working directory, or
+    the run's root for a file at the top or outside it."""
+    try:
+        folder = path.resolve().parent.relative_to(Path.cwd().resolve())
+    except ValueError:
+        return None
+    return folder.as_posix() if folder.parts else None
+
+
+def local_database(uri: str) -> Path | None:
+    """The database file of a local ``sqlite:///`` store; None for a server."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def _experiment_id(client: Any, uri: str) -> str:
-    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
-    if experiment is not None:
-        return experiment.experiment_id
+    database = local_database(uri)
     # A local store keeps artifacts beside the database, not in whatever folder the
     # first stage happened to run in; a server decides for itself.
-    location = None
-    if uri.startswith("sqlite:///"):
-        location = (Path(uri.removeprefix("sqlite:///")).parent / ARTIFACT_DIR).as_uri()
-    return client.create_experiment(EXPERIMENT_NAME, artifact_location=location)
+    location = (database.resolve().parent / ARTIFACT_DIR).as_uri() if database else None
+    experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
+    if experiment is None:
+        return client.create_experiment(EXPERIMENT_NAME, artifact_location=location)
+    old = experiment.artifact_location
+    if database and location != old and is_default_location(old):
+        relocate_artifacts(database, old, location)
+    return experiment.experiment_id
+
+
+def is_default_location(location: str) -> bool:
+    """Whether ``location`` is a folder this module chose beside a local database (and may
+    follow the database when it moves), not one a user or server picked."""
+    return location.startswith("file://") and location.rstrip("/").endswith(f"/{ARTIFACT_DIR}")
+
+
+def relocate_artifacts(database: Path, old: str, new: str) -> None:
+    """Point a moved or copied store's artifact paths (the experiment's location and every
+    run's artifact URI under it) from ``old`` to ``new``: new runs then write into the new
+    place, and old runs read the artifacts that were copied along. MLflow has no API for
+    this; the two columns have been in its schema since its first SQL store."""
+    with closing(sqlite3.connect(database)) as connection, connection:
+        connection.execute(
+            "UPDATE experiments SET artifact_location = ? WHERE artifact_location = ?",
+            (new, old),
+        )
+        connection.execute(
+            "UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+            "WHERE substr(artifact_uri, 1, ?) = ?",
+            (new, len(old) + 1, len(old) + 1, f"{old}/"),
+        )
 
 
 def _parent_run(
-    client: Any, experiment_id: str, origin: Provenance, all_params: Mapping[str, Any]
+    client: Any,
+    experiment_id: str,
+    origin: Provenance,
+    all_params: Mapping[str, Any],
+    stage: str,
 ) -> str:
-    """The id of the pipeline run ``origin`` belongs to, created on first use."""
+    """The id of the pipeline run ``origin``'s ``stage`` belongs to: the latest parent with
+    the same provenance, unless ``stage`` already finished under it (a forced or repeated
+    run), else a new one."""
     key = origin.pipeline_key()
     found = client.search_runs(
         [experiment_id],
@@ -188,7 +244,7 @@ def _parent_run(
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
-    if found:
+    if found and not _finished_under(client, experiment_id, found[0].info.run_id, stage):
         return found[0].info.run_id
     name = origin.experiment or f"pipeline {origin.git_commit[:7]}"
     run = client.create_run(
@@ -196,6 +252,19 @@ def _parent_run(
     )
     _log_params(client, run.info.run_id, all_params)
     return run.info.run_id
+
+
+def _finished_under(client: Any, experiment_id: str, parent_id: str, stage: str) -> bool:
+    """Whether ``stage`` has a FINISHED child run under ``parent_id``."""
+    done = client.search_runs(
+        [experiment_id],
+        filter_string=(
+            f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.stage = '{stage}' "
+            "and attributes.status = 'FINISHED'"
+        ),
+        max_results=1,
+    )
+    return bool(done)
 
 
 def _log_params(client: Any, run_id: str, params: Mapping[str, Any]) -> None:
@@ -224,7 +293,8 @@ def stage_run(
     stage: str, params: Mapping[str, Any], all_params: Mapping[str, Any] | None = None
 ) -> Iterator[StageRun]:
     """A child run for ``stage`` (logging ``params``, the keys it reads) under its pipeline's
-    parent run (holding ``all_params``). Ends FINISHED, FAILED, or KILLED on Ctrl-C.
+    parent run (holding ``all_params``). Ends FINISHED, FAILED, or KILLED on Ctrl-C or
+    SIGTERM (``errors.report_user_errors`` turns SIGTERM into a ``KeyboardInterrupt``).
 
     A stage started by a launcher on several processes is tracked by its rank 0 only: the
     other ranks (``RANK`` > 0) get a run that logs nothing."""
@@ -239,7 +309,7 @@ def stage_run(
     every_param = all_params if all_params is not None else params
     origin = provenance(every_param)
     experiment_id = _experiment_id(client, uri)
-    parent_id = _parent_run(client, experiment_id, origin, every_param)
+    parent_id = _parent_run(client, experiment_id, origin, every_param, stage)
     tags = {
         **origin.tags(),
         "stage": stage,

@@ -41,6 +41,7 @@ class Summary(Protocol):
 
 
 StageWork = Callable[[Params, StageRun], Summary]
+StepMetrics = Iterable[tuple[int, Mapping[str, object]]]  # (step, metrics at that step)
 
 
 @report_user_errors
@@ -50,8 +51,11 @@ def run_stage(
     params_file: Path,
     work: StageWork,
     artifacts: Callable[[Summary], Iterable[Path]] = lambda summary: (),
+    history: Callable[[Summary], StepMetrics] = lambda summary: (),
 ) -> None:
-    """Run ``work`` as the stage ``stage`` reading params ``keys`` (see the module doc)."""
+    """Run ``work`` as the stage ``stage`` reading params ``keys`` (see the module doc);
+    ``artifacts`` names the files to keep with the run, ``history`` the per-step values
+    to log as metric histories (one key per series, the step as MLflow's step)."""
     params = load_params(params_file)
     set_threads(params.runtime.threads)
     started = time.perf_counter()
@@ -60,6 +64,8 @@ def run_stage(
         metrics = dict(summary.metrics())
         metrics.setdefault("seconds", time.perf_counter() - started)
         run.log_summary(metrics)
+        for step, values in history(summary):
+            run.log_metrics(values, step=step)
         run.log_artifacts(artifacts(summary))
     print(summary.describe())
 

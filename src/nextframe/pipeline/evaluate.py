@@ -85,7 +85,7 @@ from nextframe.metrics import (
     headline,
     summarize_scores,
 )
-from nextframe.motion_classes import CLASS_PREFIX, class_summaries, motion_classes
+from nextframe.motion_classes import class_summaries, motion_classes
 from nextframe.outputs import (
     CLIPS_INDEX,
     DECODED_TABLE,
@@ -135,15 +135,23 @@ def true_frames(images: ImageEmbeddings, clip_ids: list[str]) -> tuple[Tensor, T
 @dataclass
 class EvaluateSummary:
     values: dict[str, float]  # every number (evaluate_full.json)
+    headline: dict[str, float]  # the headline numbers (evaluate.json)
     curves: dict[str, list[float]]  # "M.R" -> cos@1..H
-    plots: list[Path] = field(default_factory=list)  # the plot files this run wrote
+    files: list[Path] = field(default_factory=list)  # the files this run wrote
 
     def metrics(self) -> dict[str, float]:
-        """What the stage logs to MLflow: every number but the per-class ones (tens of
-        thousands, which would take longer to log than to compute; they are in
-        evaluate_full.json)."""
-        prefix = f"{CLASS_PREFIX}."
-        return {key: value for key, value in self.values.items() if not key.startswith(prefix)}
+        """What MLflow gets as the run's metrics: the keys of ``evaluate.json`` as they are
+        (the thousands of the full file would bury them; it goes along as an artifact)."""
+        return self.headline
+
+    def steps(self) -> list[tuple[int, dict[str, float]]]:
+        """The cos@h curves as one metric history per method and rollout: at step h,
+        ``M.R.cos@h`` (in MLflow ``M.R.cos_at_h``) holds ``M.R.cos@<h>``."""
+        horizon = len(next(iter(self.curves.values()), []))
+        return [
+            (h, {f"{name}.cos@h": values[h - 1] for name, values in self.curves.items()})
+            for h in range(1, horizon + 1)
+        ]
 
     def describe(self) -> str:
         count = int(self.values["n_clips"])
@@ -309,11 +317,12 @@ def run(
     # A mean over no clip (e.g. direction accuracy without a translating clip) is left out;
     # its ".n" of 0 says why.
     metrics = {key: value for key, value in metrics.items() if not math.isnan(value)}
-    write_json(metrics, metrics_dir / FULL_FILE)
     methods = params.generate.methods
     privileged = {name for name in methods if REGISTRY[name].privileged}
     decoder = scoring_decoder(params)
-    write_json(headline(metrics, decoder, methods, privileged), metrics_dir / HEADLINE_FILE)
+    top = headline(metrics, decoder, methods, privileged)
+    write_json(metrics, metrics_dir / FULL_FILE)
+    write_json(top, metrics_dir / HEADLINE_FILE)
     write_json(method_table(metrics, decoder, methods), metrics_dir / METHODS_FILE)
     curves = curves_of(metrics, settings.horizon)
     curves_path = metrics_dir / CURVES_FILE
@@ -322,4 +331,6 @@ def run(
     sheets = copy_contact_sheets(
         video_ids[: settings.contact_sheets], generated_dir, metrics_dir / SHEETS_PLOTS
     )
-    return EvaluateSummary(metrics, curves, plots=[curves_path, *sheets])
+    jsons = [metrics_dir / name for name in (HEADLINE_FILE, FULL_FILE, METHODS_FILE)]
+    files = [*jsons, curves_path, *sheets]
+    return EvaluateSummary(metrics, top, curves, files=files)

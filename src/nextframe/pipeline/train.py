@@ -102,7 +102,7 @@ def write_history_csv(history: list[dict[str, float]], path: Path) -> None:
 @dataclass(frozen=True)
 class TrainSummary:
     values: dict  # what metrics/train.json holds (nested)
-    artifacts: list[Path]  # the splitter's files, for MLflow
+    artifacts: list[Path]  # for MLflow: the splitter's files, train.json, the loss curve
 
     def metrics(self) -> dict:
         return self.values
@@ -174,4 +174,5 @@ def run(
     splitter_dir = method_dir(models_dir, "splitter")
     write_json(values, metrics_dir / METRICS_FILE)
     write_history_csv(result.history, metrics_dir / HISTORY_FILE)
-    return TrainSummary(values, artifacts=sorted(splitter_dir.iterdir()))
+    written = [metrics_dir / METRICS_FILE, metrics_dir / HISTORY_FILE]
+    return TrainSummary(values, artifacts=[*sorted(splitter_dir.iterdir()), *written])
