@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from nextframe.config import DownloadParams, SyntheticParams
 from nextframe.data.manifest import OK, VIDEO_DIR, ManifestRow, SourceResult, failed
 from nextframe.data.splits import assign_splits
 from nextframe.data.video import VideoReadError, read_video, write_video
+from nextframe.progress import progress_bar
 
 SOURCE = "synthetic"
 SHAPES = ("circle", "square", "triangle")
@@ -229,7 +229,7 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
     clip_ids = [f"syn{index:04d}-{spec.digest()}" for index, spec in enumerate(specs)]
     splits = assign_splits(clip_ids, params.split, params.seed)
     rows, truth, written = [], [], 0
-    for index, spec in enumerate(tqdm(specs, desc=SOURCE, unit="clip")):
+    for index, spec in enumerate(progress_bar(specs, desc=SOURCE, unit="clip")):
         clip_id = clip_ids[index]
         relative = f"{VIDEO_DIR}/{clip_id}.{synthetic.formats[index % len(synthetic.formats)]}"
         path = out_dir / relative
