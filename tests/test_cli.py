@@ -212,4 +212,4 @@ def test_help_says_what_frames_means_and_lists_the_toy_vocabulary() -> None:
     assert "how many frames sample the same clip span" in help_text
     assert ", ".join(sorted(caption_words())) in help_text
     assert f"({RECIPE.text_length} tokens for the toy)" in help_text
-    assert "drawn anyway" in help_text and "empty caption is refused" in help_text
+    assert "drawn anyway" in help_text and "An empty caption is refused" in help_text

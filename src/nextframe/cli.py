@@ -17,7 +17,8 @@ backbone_app = typer.Typer(add_completion=False, help="Backbones: build the toy 
 app.add_typer(backbone_app, name="backbone")
 
 CAPTION_HELP = (
-    "what the video shows, e.g. 'a red circle moves up'. An empty caption is refused. "
+    "what the video shows, e.g. 'a red circle grows on a blue background'. An empty caption "
+    "is refused. "
     "The toy backbone (the default) knows only the words of its synthetic captions: "
     + ", ".join(sorted(caption_words()))
     + ". Other words (and punctuation, emoji) are named in a warning and the video is drawn "

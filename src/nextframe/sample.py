@@ -108,7 +108,10 @@ def sample_video(
     frames spread evenly over one clip's span (more frames: the same motion, smoother)."""
     caption = caption.strip()
     if not caption:
-        raise UserError("CAPTION is empty: say what the video shows, e.g. 'a red circle moves up'")
+        raise UserError(
+            "CAPTION is empty: say what the video shows, "
+            "e.g. 'a red circle grows on a blue background'"
+        )
     if not 2 <= n_frames <= MAX_FRAMES:
         raise UserError(f"--frames must be from 2 to {MAX_FRAMES}, got {n_frames}")
     if decoder_name not in DECODERS:
