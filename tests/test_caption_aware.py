@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from fixtures.methods import clip_set, fit
 
-from nextframe.data.synthetic import caption_attributes
+from nextframe.data.synthetic_captions import caption_attributes
 from nextframe.methods.base import RolloutContext
 from nextframe.model.rollout import Conditioning
 from nextframe.model.rotation import cosine

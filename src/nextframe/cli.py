@@ -6,13 +6,25 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import yaml
 
 from nextframe.config import load_params
+from nextframe.data.synthetic_captions import caption_words
 from nextframe.errors import UserError, report_user_errors
 
 app = typer.Typer(add_completion=False, help="nextframe: text-to-video by steps in time.")
 backbone_app = typer.Typer(add_completion=False, help="Backbones: build the toy one.")
 app.add_typer(backbone_app, name="backbone")
+
+CAPTION_HELP = (
+    "what the video shows, e.g. 'a red circle grows on a blue background'. An empty caption "
+    "is refused. "
+    "The toy backbone (the default) knows only the words of its synthetic captions: "
+    + ", ".join(sorted(caption_words()))
+    + ". Other words (and punctuation, emoji) are named in a warning and the video is drawn "
+    "anyway; so is a caption longer than the text tower reads (20 tokens for the toy), "
+    "with a warning saying how many tokens were dropped."
+)
 
 
 @app.callback()
@@ -23,13 +35,20 @@ def main() -> None:
 @app.command()
 @report_user_errors
 def sample(
-    caption: Annotated[
-        str, typer.Argument(help="what the video shows, e.g. 'a red circle moves up'")
-    ],
-    frames: Annotated[int, typer.Option("--frames", min=2, help="frames in the video")] = 16,
-    out: Annotated[Path, typer.Option("--out", help="video to write (.gif or .mp4)")] = Path(
-        "sample.gif"
-    ),
+    caption: Annotated[str, typer.Argument(help=CAPTION_HELP, show_default=False)],
+    frames: Annotated[
+        int,
+        typer.Option(
+            "--frames",
+            help="how many frames sample the same clip span, 2 to 1000: evenly spaced from "
+            "the start (rise 0) to one clip's worth of motion (rise 1), so more frames make "
+            "the same motion smoother, not longer",
+        ),
+    ] = 16,
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="video to write (.gif or .mp4); its folder is made if need be"),
+    ] = Path("sample.gif"),
     method: Annotated[
         str,
         typer.Option(
@@ -70,7 +89,12 @@ def sample(
 
     if rollout not in ("chain", "step"):
         raise UserError(f"--rollout must be step or chain, got {rollout!r}")
-    params = load_params(params_file)
+    if not params_file.is_file():
+        raise UserError(f"--params: {params_file} not found (run from the repository root)")
+    try:
+        params = load_params(params_file)
+    except yaml.YAMLError as exc:
+        raise UserError(f"--params: {params_file} is not valid YAML ({exc.problem})") from None
     written = sample_video(
         caption,
         out,

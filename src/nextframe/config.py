@@ -372,7 +372,9 @@ class TrainParams(Section):
 
 class GenerateParams(Section):
     n_frames: Annotated[int, Field(ge=2)] = 8
-    """frames of a prompt's video (held-out clips get one per true frame)"""
+    """rollout steps, step 0 included: a held-out clip steps through its first n_frames
+    selected frames' times (past its last frame, on at its mean frame gap); a prompt's
+    frames are spaced evenly over one clip's span"""
     methods: list[str] = Field(default_factory=method_names, min_length=1)
     """the methods to fit, roll out and score (nextframe.methods.registry; train always fits
     the splitter too: every method is compared with it)"""

@@ -8,7 +8,9 @@ so ``backbone.name`` can change without touching them:
   ``prior_steps``, ``prior_guidance`` and ``seed`` (recorded so a rerun knows whether old
   rows were made the same way),
 - generate and sample: ``encode_texts`` (prompts), ``encode_images`` (decoded frames) and
-  ``decode``; ``name`` and ``dim`` to check the tables were made by this backbone.
+  ``decode``; ``name`` and ``dim`` to check the tables were made by this backbone,
+- sample: ``vocabulary`` and ``count_tokens``, to tell a person which words of a caption
+  the text tower never learned and how much of it is cut off.
 
 Embeddings are returned raw, as float32 CPU tensors: decoders need them raw; metrics
 normalise where they need to.
@@ -42,6 +44,7 @@ class Backbone(Protocol):
     name: str  # backbone.name: toy | kandinsky22
     dim: int  # D
     text_length: int  # T: tokens per caption (captions are padded or truncated to it)
+    vocabulary: frozenset[str] | None  # the words the text tower learned; None: open (any text)
     model_ids: dict[str, str]  # what the weights are (written into the tables' metadata)
     device: torch.device
     dtype: torch.dtype
@@ -68,6 +71,10 @@ class Backbone(Protocol):
 
     def encode_texts(self, captions: list[str]) -> TextEncoding:
         """Captions (any text: padded or truncated to T tokens) -> their ``TextEncoding``."""
+        ...
+
+    def count_tokens(self, caption: str) -> int:
+        """Tokens ``caption`` takes before truncation to ``text_length``, BOS and EOS included."""
         ...
 
     def decode(

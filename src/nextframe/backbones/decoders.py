@@ -27,9 +27,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from nextframe.errors import UserError
+from nextframe.progress import progress_bar
 from nextframe.render import to_array
 from nextframe.store import ImageEmbeddings
 
@@ -165,7 +165,7 @@ def decode_distinct(
     decoded = np.concatenate(
         [
             decoder.decode(chunk)
-            for chunk in tqdm(chunks, desc=f"decode {decoder.name}", disable=not progress)
+            for chunk in progress_bar(chunks, desc=f"decode {decoder.name}", disable=not progress)
         ]
     )  # [U, S, S, 3]
     embedded = encode_pictures(backbone, decoded, batch_size)  # [U, D]

@@ -65,6 +65,7 @@ class UnclipBackbone:
         text_config = prior.text_encoder.config
         self.dim = int(text_config.projection_dim)
         self.text_length = int(prior.tokenizer.model_max_length)
+        self.vocabulary = None  # CLIP's byte-level BPE reads any text
         self._check_dims(text_config.hidden_size, prior.image_encoder.config.projection_dim)
         prior.set_progress_bar_config(disable=True)
 
@@ -102,6 +103,9 @@ class UnclipBackbone:
     def encode_images(self, images: list[Image.Image]) -> Tensor:
         """PIL images -> [N, D] raw image embeddings (float32, CPU)."""
         return self.encode_pixels(self.preprocess(images))
+
+    def count_tokens(self, caption: str) -> int:
+        return len(self.prior.tokenizer(caption, verbose=False).input_ids)
 
     @torch.inference_mode()
     def encode_texts(self, captions: list[str]) -> TextEncoding:

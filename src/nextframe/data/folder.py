@@ -33,13 +33,13 @@ import shutil
 from pathlib import Path, PurePosixPath
 
 import pandas as pd
-from tqdm import tqdm
 
 from nextframe.config import DownloadParams
 from nextframe.data.manifest import OK, VIDEO_DIR, ManifestRow, SourceResult, failed
 from nextframe.data.splits import SPLIT_NAMES, assign_splits
 from nextframe.data.video import DECORD_SUFFIXES, GIF_SUFFIXES, VideoReadError, read_video
 from nextframe.errors import UserError
+from nextframe.progress import progress_bar
 from nextframe.store import atomic_path
 
 SOURCE = "folder"
@@ -204,7 +204,7 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
     table = _with_splits(unique, params, csv)
     rows, taken = [], set()
     probes: dict[Path, str | None] = {}
-    for relative, caption, split in tqdm(
+    for relative, caption, split in progress_bar(
         list(table[["path", "caption", "split"]].itertuples(index=False)), desc=SOURCE, unit="clip"
     ):
         clip_id = _slug(relative, taken)

@@ -56,12 +56,12 @@ from urllib.parse import urljoin, urlparse
 
 import requests
 import urllib3
-from tqdm import tqdm
 
 from nextframe.cache import download_path
 from nextframe.config import HttpParams
 from nextframe.data.resume import PartRecord, load_record, mismatch, record_path, save_record
 from nextframe.errors import UserError
+from nextframe.progress import progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +358,7 @@ def fetch_many(
 ) -> Iterator[FetchResult]:
     """Fetch ``jobs`` on ``http.workers`` daemon threads, yielding results as they complete.
 
-    ``progress`` labels a tqdm bar; None shows none. Leaving early (an exception in the
+    ``progress`` labels a progress bar; None shows none. Leaving early (an exception in the
     consumer, KeyboardInterrupt, or closing the generator: use ``contextlib.closing``)
     abandons the downloads in flight and removes their ``.part`` files.
     """
@@ -375,12 +375,12 @@ def fetch_many(
     for worker in workers:
         worker.start()
     try:
-        with tqdm(total=len(jobs), desc=progress, disable=progress is None) as bar:
+        with progress_bar(total=len(jobs), desc=progress or "", disable=progress is None) as shown:
             for _ in jobs:
                 outcome = done.get()
                 if isinstance(outcome, BaseException):
                     raise outcome
-                bar.update(1)
+                shown.update(1)
                 yield outcome
     finally:
         stop.set()

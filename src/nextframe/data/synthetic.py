@@ -25,35 +25,23 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from nextframe.config import DownloadParams, SyntheticParams
 from nextframe.data.manifest import OK, VIDEO_DIR, ManifestRow, SourceResult, failed
 from nextframe.data.splits import assign_splits
+from nextframe.data.synthetic_captions import (
+    COLORS,
+    MOTIONS,
+    SCALES,
+    SHAPES,
+    SPEEDS,
+    TRANSLATIONS,
+    caption,
+)
 from nextframe.data.video import VideoReadError, read_video, write_video
+from nextframe.progress import progress_bar
 
 SOURCE = "synthetic"
-SHAPES = ("circle", "square", "triangle")
-COLORS: dict[str, tuple[int, int, int]] = {
-    "red": (220, 40, 40),
-    "green": (40, 180, 70),
-    "blue": (40, 80, 230),
-    "yellow": (240, 220, 40),
-    "purple": (150, 60, 190),
-    "orange": (250, 140, 30),
-    "white": (245, 245, 245),
-    "black": (20, 20, 20),
-    "gray": (128, 128, 128),
-}
-TRANSLATIONS = {  # motion -> (unit direction in image coordinates, y down; caption words)
-    "moves_right": ((1.0, 0.0), "from left to right"),
-    "moves_left": ((-1.0, 0.0), "from right to left"),
-    "moves_down": ((0.0, 1.0), "from top to bottom"),
-    "moves_up": ((0.0, -1.0), "from bottom to top"),
-}
-MOTIONS = (*TRANSLATIONS, "grows", "shrinks", "rotates")
-SPEEDS = ("slowly", "quickly")
-SCALES = ("small", "large")
 
 # Geometry in fractions of the frame side, chosen so every shape stays inside the frame.
 RADIUS = {"small": 0.10, "large": 0.17}  # circumradius at the start of the clip
@@ -81,36 +69,12 @@ class ClipSpec:
     fps: float
 
     def caption(self) -> str:
-        if self.motion in TRANSLATIONS:
-            action = f"moves {self.speed} {TRANSLATIONS[self.motion][1]}"
-        else:
-            action = f"{self.motion} {self.speed}"
-        article = "an" if self.background[0] in "aeiou" else "a"
-        subject = f"a {self.scale} {self.color} {self.shape}"
-        return f"{subject} {action} on {article} {self.background} background"
+        return caption(self.shape, self.color, self.background, self.motion, self.speed, self.scale)
 
     def digest(self) -> str:
         """A short stable hash of the spec, so a changed spec never reuses an old file."""
         payload = json.dumps(asdict(self), sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()[:6]
-
-
-def caption_attributes(caption: str) -> tuple[str, str, str] | None:
-    """(motion, speed, scale) a synthetic caption states, or None for any other caption.
-
-    The inverse of ``ClipSpec.caption`` for the labels that decide a clip's motion: the
-    privileged baselines use it, at fit time and at rollout, to group clips by them.
-    """
-    words = caption.split()
-    scale = next((w for w in words if w in SCALES), None)
-    speed = next((w for w in words if w in SPEEDS), None)
-    motion = next(
-        (m for m, (_, phrase) in TRANSLATIONS.items() if phrase in caption),
-        next((m for m in ("grows", "shrinks", "rotates") if m in words), None),
-    )
-    if scale is None or speed is None or motion is None:
-        return None
-    return motion, speed, scale
 
 
 def make_specs(params: SyntheticParams, seed: int) -> list[ClipSpec]:
@@ -229,7 +193,7 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
     clip_ids = [f"syn{index:04d}-{spec.digest()}" for index, spec in enumerate(specs)]
     splits = assign_splits(clip_ids, params.split, params.seed)
     rows, truth, written = [], [], 0
-    for index, spec in enumerate(tqdm(specs, desc=SOURCE, unit="clip")):
+    for index, spec in enumerate(progress_bar(specs, desc=SOURCE, unit="clip")):
         clip_id = clip_ids[index]
         relative = f"{VIDEO_DIR}/{clip_id}.{synthetic.formats[index % len(synthetic.formats)]}"
         path = out_dir / relative

@@ -46,13 +46,13 @@ from typing import Protocol
 
 import torch
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from nextframe.config import TrainParams
 from nextframe.device import resolve_device
 from nextframe.model.losses import change_cosine, change_loss, probe_vector, stack_terms
 from nextframe.model.rotation import blend, cosine, follow
 from nextframe.model.splitter import Splitter, SplitterConfig
+from nextframe.progress import progress_bar
 
 MODES = ("normal", "back", "rotation", "diff")
 EpochCallback = Callable[[dict[str, float], int], None]
@@ -390,7 +390,7 @@ def train_splitter(
     )
     history: list[dict[str, float]] = []
     best_loss, best_epoch, best_state, stale = math.inf, 0, None, 0
-    progress = tqdm(total=total_steps, desc="train", unit="step", leave=False, mininterval=1.0)
+    bar = progress_bar(total=total_steps, desc="train", unit="step", leave=False)
     running = None
     for epoch in range(1, params.epochs + 1):
         model.train()
@@ -414,8 +414,9 @@ def train_splitter(
             running = (
                 terms[-1]["total"] if running is None else 0.9 * running + 0.1 * terms[-1]["total"]
             )
-            progress.update(1)
-            progress.set_postfix(epoch=epoch, loss=f"{running:.4f}")
+            bar.update(1)
+            # refresh=False: drawn at the bar's own pace, not once per step
+            bar.set_postfix(epoch=epoch, loss=f"{running:.4f}", refresh=False)
         train_terms = stack_terms(terms, sizes)
         val_terms = evaluate_loss(model, val_set, val_plan, params, probe)
         row = {"epoch": float(epoch), "lr": optimizer.param_groups[0]["lr"]}
@@ -431,7 +432,7 @@ def train_splitter(
             stale += 1
             if params.patience and stale >= params.patience:
                 break
-    progress.close()
+    bar.close()
     model.load_state_dict(best_state)
     model.eval()
     return TrainResult(model=model, history=history, best_epoch=best_epoch)

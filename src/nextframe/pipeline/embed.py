@@ -55,12 +55,12 @@ import pyarrow.parquet as pq
 import torch
 from PIL import Image
 from torch import Tensor
-from tqdm import tqdm
 
 from nextframe import distributed
 from nextframe.backbones import Backbone, load_backbone
 from nextframe.config import Params
 from nextframe.errors import UserError
+from nextframe.progress import progress_bar
 from nextframe.store import (
     FLOAT32,
     SortedTableWriter,
@@ -354,7 +354,9 @@ def embed_images(
     with (
         table_writer(out_path, schema) as writer,
         closing(prefetched(batches, lambda b: load_batch(backbone, b, root), prefetch)) as loaded,
-        tqdm(total=len(todo), desc="embed frames", unit="frame", disable=not progress) as bar,
+        progress_bar(
+            total=len(todo), desc="embed frames", unit="frame", disable=not progress
+        ) as bar,
     ):
         sorted_writer = SortedTableWriter(writer, schema, reused_rows)
         for batch, result in zip(batches, loaded, strict=True):
@@ -440,7 +442,9 @@ def embed_texts(
     reused_rows = stream_rows(source, "caption_id", reused.__contains__) if reused else ()
     with (
         table_writer(out_path, schema) as writer,
-        tqdm(total=len(todo), desc="embed captions", unit="caption", disable=not progress) as bar,
+        progress_bar(
+            total=len(todo), desc="embed captions", unit="caption", disable=not progress
+        ) as bar,
     ):
         sorted_writer = SortedTableWriter(writer, schema, reused_rows, key="caption_id")
         for start in range(0, len(todo), batch_size):

@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from nextframe.config import Params, SelectFramesParams
 from nextframe.data.frames import frames_needed, select
 from nextframe.data.resize import resize_frame
 from nextframe.data.video import VideoReadError, read_video
 from nextframe.errors import UserError
+from nextframe.progress import progress_bar
 from nextframe.store import FRAMES_SCHEMA, atomic_path, read_manifest, write_dataframe
 
 PARAMS = ("select_frames", "download.max_pixels")
@@ -204,7 +204,7 @@ def _run_clips(
         futures = [
             pool.submit(process_clip, cid, src, out_dir, params, max_pixels) for cid, src in clips
         ]
-        done = tqdm(
+        done = progress_bar(
             as_completed(futures),
             total=len(futures),
             desc="select_frames",

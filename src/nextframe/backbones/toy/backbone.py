@@ -24,6 +24,7 @@ from nextframe.backbones.base import TextEncoding
 from nextframe.backbones.toy.model import ToyModel
 from nextframe.backbones.toy.recipe import RECIPE, Recipe
 from nextframe.backbones.vocabulary import build_tokenizer
+from nextframe.data.synthetic_captions import caption_words
 from nextframe.errors import UserError
 from nextframe.store import EmbeddingInfo, atomic_path
 
@@ -89,6 +90,7 @@ class ToyBackbone:
         self.text_length = recipe.text_length
         self.size = recipe.size
         self.tokenizer = build_tokenizer(recipe.text_length)
+        self.vocabulary = caption_words()  # it learned from synthetic captions alone
         self.prior_steps, self.prior_guidance, self.seed = 0, 0.0, 0  # a deterministic prior
 
     @property
@@ -118,6 +120,9 @@ class ToyBackbone:
 
     def encode_images(self, images: list[Image.Image]) -> Tensor:
         return self.encode_pixels(self.preprocess(images))
+
+    def count_tokens(self, caption: str) -> int:
+        return len(self.tokenizer(caption, verbose=False).input_ids)
 
     @torch.inference_mode()
     def encode_texts(self, captions: list[str]) -> TextEncoding:

@@ -32,7 +32,6 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from nextframe.backbones.toy.corpus import Corpus, make_corpus
 from nextframe.backbones.toy.features import frame_code, rotation, without_angle
@@ -40,6 +39,7 @@ from nextframe.backbones.toy.model import ToyModel
 from nextframe.backbones.toy.recipe import Recipe
 from nextframe.backbones.vocabulary import build_tokenizer
 from nextframe.device import set_threads
+from nextframe.progress import progress_bar
 
 LogMetrics = Callable[[dict[str, float], int], None]
 LOG_EVERY = 50  # steps between logged losses
@@ -100,7 +100,9 @@ def train_image_towers(
     from_code = torch.arange(batch) < batch // 2  # rows the decoder draws from the target code
     unturned = torch.arange(batch) < batch // 4  # ... and from it without the orientation
     model.encoder.train(), model.decoder.train()
-    for step in tqdm(range(recipe.image_steps), desc="toy image towers", disable=not progress):
+    for step in progress_bar(
+        range(recipe.image_steps), desc="toy image towers", disable=not progress
+    ):
         for group in optimizer.param_groups:
             group["lr"] = recipe.image_lr * schedule(step, recipe.image_steps)
         clips = torch.randint(n_clips, (clips_per_batch,), generator=generator)
@@ -181,7 +183,7 @@ def train_text_tower(
     first, last = frame_embeds[:, 0], frame_embeds[:, -1]  # [N, D]
     optimizer = torch.optim.AdamW(model.text.parameters(), lr=recipe.text_lr, weight_decay=1e-4)
     model.text.train()
-    for step in tqdm(range(recipe.text_steps), desc="toy text tower", disable=not progress):
+    for step in progress_bar(range(recipe.text_steps), desc="toy text tower", disable=not progress):
         for group in optimizer.param_groups:
             group["lr"] = recipe.text_lr * schedule(step, recipe.text_steps)
         rows = torch.randint(len(corpus), (recipe.text_batch,), generator=generator)

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from nextframe.backbones.toy.recipe import Recipe
 from nextframe.config import SyntheticParams
@@ -39,6 +38,7 @@ from nextframe.data.synthetic import (
     render_clip,
 )
 from nextframe.data.video import read_video, write_video
+from nextframe.progress import progress_bar
 
 TILES = 8  # clips per side of one MP4 mosaic
 SYMMETRY = {"circle": 0, "square": 4, "triangle": 3}  # rotations that map a shape onto itself
@@ -109,7 +109,7 @@ def make_corpus(recipe: Recipe, progress: bool = False) -> Corpus:
     specs = corpus_specs(recipe)
     clean = [
         render_clip(spec)
-        for spec in tqdm(specs, desc="toy corpus", unit="clip", disable=not progress)
+        for spec in progress_bar(specs, desc="toy corpus", unit="clip", disable=not progress)
     ]  # N x [F, S, S, 3] uint8
     seen = list(clean)
     for index, decoded in zip(
