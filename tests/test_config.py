@@ -31,7 +31,7 @@ def test_shipped_params_file_is_valid_and_complete() -> None:
         ({"train": {"modes": ["sideways"]}}, "train.modes.0", "'normal'"),
         ({"train": {"splitter": {"widths": [8, 4]}}}, "train.splitter", "last width must be 1"),
         ({"download": {"split": {"val": 0.6, "test": 0.5}}}, "download.split", "below 1"),
-        ({"backbone": {"nmae": "toy"}}, "backbone.nmae", "Extra inputs"),
+        ({"backbone": {"nmae": "toy"}}, "backbone.nmae", "did you mean backbone.name?"),
         ({"generate": {"n_frames": "many"}}, "generate.n_frames", "valid integer"),
         (
             {"download": {"tgif": {"min_frames": 80}}},
@@ -67,3 +67,27 @@ def test_missing_or_malformed_file_is_a_params_error(tmp_path: Path) -> None:
 def test_empty_file_means_all_defaults(tmp_path: Path) -> None:
     (tmp_path / "params.yaml").write_text("")
     assert load_params(tmp_path / "params.yaml") == Params()
+
+
+def test_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
+    text = (REPO / "params.yaml").read_text().replace("  epochs: 20", "  epochs: [20")
+    line = text.splitlines().index("  epochs: [20") + 1
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(ParamsError) as caught:
+        load_params(tmp_path / "params.yaml")
+    message = str(caught.value)
+    assert f"line {line}" in message and "flow sequence" in message
+    assert "\n" not in message  # one line, not the parser's multi-line report
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ({"train": {"epoch": 20}}, "train.epoch: unknown key; did you mean train.epochs?"),
+        ({"trian": {}}, "trian: unknown key; did you mean train?"),
+        ({"train": {"splitter": {"zzz": 1}}}, "train.splitter.zzz: unknown key; known keys here:"),
+    ],
+)
+def test_unknown_key_suggests_the_one_meant(raw: dict, expected: str) -> None:
+    with pytest.raises(ParamsError, match=expected.replace("?", r"\?").replace(".", r"\.")):
+        parse_params(raw)

@@ -272,6 +272,22 @@ def test_changed_params_redo_clips_and_drop_stale_outputs(raw_clips: Path, tmp_p
     assert not (out / "short").exists()
 
 
+def test_a_rerun_prunes_partial_and_temporary_leftovers_but_not_foreign_files(
+    raw_clips: Path, tmp_path: Path
+) -> None:
+    """The folder is a DVC persist output: what an interrupted run left must not stay in it."""
+    out = tmp_path / "frames"
+    select_frames(raw_clips, out, params(), progress=False)
+    (out / "vanished").mkdir()  # a clip interrupted before its marker, gone from the manifest
+    (out / "vanished" / "0.png").write_bytes(b"partial")
+    (out / ".frames.parquet.123.tmp").write_bytes(b"partial")
+    (out / "notes").mkdir()  # not something the stage writes: left alone
+    (out / "notes" / "mine.txt").write_text("keep")
+    select_frames(raw_clips, out, params(), progress=False)
+    assert not (out / "vanished").exists() and not (out / ".frames.parquet.123.tmp").exists()
+    assert (out / "notes" / "mine.txt").read_text() == "keep"
+
+
 def test_uniform_method_through_the_stage(raw_clips: Path, tmp_path: Path) -> None:
     out = tmp_path / "frames"
     summary = select_frames(raw_clips, out, params(method="uniform", step=5, k=4), progress=False)

@@ -199,3 +199,27 @@ def test_embedding_table_without_metadata_is_refused(tmp_path: Path) -> None:
     pq.write_table(table.replace_schema_metadata(None), tmp_path / "images.parquet")
     with pytest.raises(ValueError, match="no nextframe metadata"):
         store.read_image_embeddings(tmp_path / "images.parquet")
+
+
+def test_replaced_dir_swaps_in_a_complete_folder_and_nothing_else(tmp_path: Path) -> None:
+    out = tmp_path / "models"
+    (out / "dropped_method").mkdir(parents=True)
+    (out / "dropped_method" / "weights.bin").write_text("old")
+    with store.replaced_dir(out) as staged:
+        assert staged.parent == out.parent and list(staged.iterdir()) == []
+        (staged / "splitter").mkdir()
+        (staged / "splitter" / "config.json").write_text("new")
+        assert (out / "dropped_method").exists()  # the old folder stands until the end
+    assert sorted(p.name for p in out.iterdir()) == ["splitter"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]  # no temp left
+
+
+def test_replaced_dir_keeps_the_previous_folder_when_the_block_fails(tmp_path: Path) -> None:
+    out = tmp_path / "generated"
+    out.mkdir()
+    (out / "predictions.parquet").write_text("previous run")
+    with pytest.raises(KeyboardInterrupt), store.replaced_dir(out) as staged:
+        (staged / "predictions.parquet").write_text("half")
+        raise KeyboardInterrupt
+    assert (out / "predictions.parquet").read_text() == "previous run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["generated"]

@@ -11,6 +11,7 @@ their current values and these texts (``describe_keys``), so they are written fo
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -542,7 +543,26 @@ class ParamsError(ValueError):
 def _describe(error: dict) -> str:
     dotted = ".".join(str(part) for part in error["loc"])
     found = error.get("input")
+    if error["type"] == "extra_forbidden":
+        return f"{dotted}: unknown key{_closest_key(error['loc'])} (found {found!r})"
     return f"{dotted}: {error['msg']} (found {found!r})"
+
+
+def _closest_key(loc: tuple) -> str:
+    """``; did you mean train.epochs?`` for a misspelt key, or ``; known: ...``: a typo is
+    the usual reason for a key the schema does not know."""
+    model: type[BaseModel] = Params
+    for part in loc[:-1]:
+        annotation = model.model_fields[str(part)].annotation if isinstance(part, str) else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        model = annotation
+    known = list(model.model_fields)
+    parent = "".join(f"{part}." for part in loc[:-1])
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    if close:
+        return f"; did you mean {parent}{close[0]}?"
+    return f"; known keys here: {', '.join(known)}"
 
 
 def parse_params(raw: dict | None) -> Params:
@@ -559,11 +579,29 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     if not path.exists():
         raise ParamsError(f"params file not found: {path} (run from the repository root)")
-    with path.open() as handle:
-        raw = yaml.safe_load(handle)
+    try:
+        with path.open() as handle:
+            raw = yaml.safe_load(handle)
+    except yaml.MarkedYAMLError as exc:
+        raise ParamsError(_describe_syntax(path, exc)) from None
+    except yaml.YAMLError as exc:  # an error without a position (rare: a bad stream)
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
     if raw is not None and not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of sections, found {type(raw).__name__}")
     return parse_params(raw)
+
+
+def _describe_syntax(path: Path, exc: yaml.MarkedYAMLError) -> str:
+    """``params.yaml line 88, column 13: expected ',' or ']', but got ':' (while parsing a
+    flow sequence from line 87, column 11)``: where the parser gave up, in one line."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+    context = ""
+    if exc.context and exc.context_mark and exc.context_mark is not mark:
+        start = exc.context_mark
+        context = f" ({exc.context} from line {start.line + 1}, column {start.column + 1})"
+    problem = exc.problem or exc.context or "invalid YAML"
+    return f"{path} {where}: {problem}{context}; fix the YAML syntax there"
 
 
 @dataclass(frozen=True)

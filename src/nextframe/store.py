@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -229,6 +230,32 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def replaced_dir(path: str | Path) -> Iterator[Path]:
+    """Yield an empty folder beside ``path`` to build a whole output in; only if the block
+    succeeds does it take ``path``'s place (the old folder is removed), else it is removed
+    and ``path`` is left as it was.
+
+    Why: the stages' outputs are DVC ``persist`` outputs (dvc.yaml), which DVC does not
+    delete before a run, so a run that fails (a params typo, Ctrl-C) keeps the previous
+    outputs; a stage that writes a whole folder must therefore not leave an earlier run's
+    files in it (a method no longer fitted, a decoder no longer run).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    building, old = temporary_path(path), path.with_name(f".{path.name}.{os.getpid()}.old.tmp")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir()
+    try:
+        yield building
+        if path.exists():
+            os.replace(path, old)
+        os.replace(building, path)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
 
 
 def write_json(payload: object, path: str | Path) -> None:

@@ -106,6 +106,7 @@ from nextframe.store import (
     read_rollouts,
     read_text_embeddings,
     read_truth,
+    replaced_dir,
     write_json,
 )
 
@@ -182,16 +183,14 @@ def write_curves(curves: dict[str, list[float]], path: Path) -> None:
 def copy_contact_sheets(clip_ids: list[str], generated_dir: Path, out_dir: Path) -> list[Path]:
     """Copy the sheets of ``clip_ids`` (every decoder) into ``out_dir`` as
     ``clip<i>_<decoder>.png``, i counting from 1; nothing else stays in ``out_dir``."""
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
     copied = []
-    for number, clip_id in enumerate(clip_ids, start=1):
-        for sheet in sorted((generated_dir / SHEETS_DIR).glob(f"{clip_id}_*.png")):
-            decoder = sheet.stem.removeprefix(f"{clip_id}_")
-            target = out_dir / f"clip{number}_{decoder}.png"
-            shutil.copyfile(sheet, target)
-            copied.append(target)
+    with replaced_dir(out_dir) as staged:
+        for number, clip_id in enumerate(clip_ids, start=1):
+            for sheet in sorted((generated_dir / SHEETS_DIR).glob(f"{clip_id}_*.png")):
+                decoder = sheet.stem.removeprefix(f"{clip_id}_")
+                name = f"clip{number}_{decoder}.png"
+                shutil.copyfile(sheet, staged / name)
+                copied.append(out_dir / name)
     return copied
 
 

@@ -20,7 +20,8 @@ Outputs under ``out_dir``:
   videos/<clip_id>/<method>_<rollout>_<decoder>.{gif,mp4}
   contact_sheets/<clip_id>_<decoder>.png  rows: truth (held-out clips), then method.rollout
 
-The stage rewrites everything on a rerun (DVC removes its outputs before running it anyway).
+The stage rewrites everything on a rerun, in a folder beside ``out_dir`` that replaces it
+only when complete: ``out_dir`` is a DVC ``persist`` output, kept when a run fails.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ from nextframe.store import (
     read_image_embeddings,
     read_manifest,
     read_text_embeddings,
+    replaced_dir,
     rollouts_to_table,
     select_clips,
     write_json,
@@ -318,7 +320,26 @@ def run(
     params: Params,
     progress: bool = True,
 ) -> GenerateSummary:
-    """Roll out, decode, write videos, contact sheets and both tables (see module doc)."""
+    """Roll out, decode, write videos, contact sheets and both tables (see module doc).
+
+    ``out_dir`` is replaced as a whole when everything is written: no video, strip or
+    table of an earlier run (a decoder or clip no longer there) stays beside the new ones.
+    """
+    with replaced_dir(out_dir) as staged:
+        return _generate(
+            manifest_path, embeddings_dir, models_dir, frames_path, staged, params, progress
+        )
+
+
+def _generate(
+    manifest_path: Path,
+    embeddings_dir: Path,
+    models_dir: Path,
+    frames_path: Path,
+    out_dir: Path,
+    params: Params,
+    progress: bool,
+) -> GenerateSummary:
     settings, clock = params.generate, time.perf_counter()
     manifest = read_manifest(manifest_path)
     images = read_image_embeddings(embeddings_dir / "images.parquet")

@@ -185,10 +185,30 @@ def _good_clips(manifest: pd.DataFrame, manifest_path: Path) -> list[tuple[str, 
 
 
 def _prune_stale(out_dir: Path, kept: set[str]) -> None:
-    """Remove clip folders of an earlier run whose clip is no longer selected."""
-    for marker in out_dir.glob(f"*/{MARKER}"):
-        if marker.parent.name not in kept:
-            shutil.rmtree(marker.parent)
+    """Remove what an earlier run left that this one did not write: clip folders whose clip
+    is no longer selected (complete, or partial from an interrupted run) and temporary
+    files. ``out_dir`` is a DVC ``persist`` output (kept when a run fails), so whatever
+    stays here becomes part of the output; only files this stage writes are touched."""
+    for entry in out_dir.iterdir():
+        if entry.name.endswith(".tmp") and entry.name.startswith("."):
+            _remove(entry)
+        elif entry.is_dir() and entry.name not in kept and _written_here(entry):
+            shutil.rmtree(entry)
+
+
+def _written_here(clip_dir: Path) -> bool:
+    """A folder holding only what ``process_clip`` writes: ``<k>.png``, the marker, temps."""
+    return all(
+        re.fullmatch(r"\d+\.png|\..+\.tmp", item.name) or item.name == MARKER
+        for item in clip_dir.iterdir()
+    )
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
 
 
 def _run_clips(

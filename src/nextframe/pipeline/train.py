@@ -38,6 +38,7 @@ from nextframe.store import (
     read_frame_index,
     read_manifest,
     read_text_embeddings,
+    replaced_dir,
     select_clips,
     write_json,
 )
@@ -169,8 +170,9 @@ def run(
         "val_loss": {name: best[f"val_{name}"] for name in (*TERMS, "total")},
         **scores,
     }
-    for name, method in methods.items():
-        method.save(method_dir(models_dir, name))
+    with replaced_dir(models_dir) as staged:  # no folder of a method no longer fitted stays
+        for name, method in methods.items():
+            method.save(method_dir(staged, name))
     splitter_dir = method_dir(models_dir, "splitter")
     write_json(values, metrics_dir / METRICS_FILE)
     write_history_csv(result.history, metrics_dir / HISTORY_FILE)
