@@ -18,7 +18,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-VERSION = 1
+VERSION = 2  # 2: a decoder that draws the three shapes; no last-frame head; corpus
+# captions only from the backbone's side of the caption partition (data.synthetic)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,6 @@ class Recipe:
     text_layers: int = 2
     text_heads: int = 4
     encoder_channels: tuple[int, ...] = (16, 32, 64, 64)  # one stride-2 conv each: 64 -> 4 px
-    mask_units: int = 8  # regions (bounded by a line or a conic) the object's mask intersects
     hidden: int = 256
 
     # the code the image tower is taught (features.py): cos(e_a, e_b) = sum_f weight_f k_f(a, b)
@@ -61,6 +61,8 @@ class Recipe:
     code_loss: float = 1.0  # squared distance of the embedding to the frame's code
     reconstruction_loss: float = 1.0
     mask_loss: float = 0.1  # cross-entropy of the decoder's mask against the object's coverage
+    shape_loss: float = 0.1  # cross-entropy of the decoder's shape against the true shape
+    clip_norm: float = 1.0  # gradient norm clip (see build.train_image_towers)
     decoder_noise: float = 0.02  # Gaussian noise on the decoder's input embedding, per dim
 
     # text tower and prior, trained against the frozen image tower (locked-image tuning)
@@ -69,7 +71,6 @@ class Recipe:
     text_lr: float = 2e-3
     temperature: float = 0.05
     prior_loss: float = 1.0
-    last_frame_loss: float = 1.0
 
     seed: int = 0
     threads: int = 1  # fixed: float sums can depend on how work is split between threads
