@@ -6,10 +6,11 @@ Two phases, the way LiT (locked-image text tuning) trains a CLIP:
    which is taught the frame's code (``features.py``: what the frame shows, as a vector
    whose cosines are a similarity of colours, shape, position, size and orientation).
    The decoder learns to redraw the clean frame (pixel MSE, plus cross-entropy of its
-   mask against the object's true coverage and of its shape against the true shape)
-   from the encoder's embedding for half of the batch and from the noisy target code for
-   the other half, so it draws well from the start and from embeddings near, not only
-   on, the encoder's outputs (a prior's or a splitter's).
+   mask against the object's true coverage, and a direct fit of what it reads from the
+   embedding to the truth: colours, shape, centre, size, orientation) from the encoder's
+   embedding for half of the batch and from the noisy target code for the other half,
+   so it draws well from the start and from embeddings near, not only on, the encoder's
+   outputs (a prior's or a splitter's).
 2. Text tower. The image encoder is frozen and the corpus embedded once; the text tower
    learns (a) CLIP's contrastive loss between the caption and one frame of its clip,
    drawn at random each step (a caption describes every frame of its clip, as an image's
@@ -39,9 +40,10 @@ from tqdm import tqdm
 
 from nextframe.backbones.toy.corpus import Corpus, make_corpus
 from nextframe.backbones.toy.features import frame_code, rotation, without_angle
-from nextframe.backbones.toy.model import ToyModel
+from nextframe.backbones.toy.model import Drawing, ToyModel
 from nextframe.backbones.toy.recipe import Recipe
 from nextframe.backbones.vocabulary import build_tokenizer
+from nextframe.data.synthetic import SHAPES
 from nextframe.device import set_threads
 
 LogMetrics = Callable[[dict[str, float], int], None]
@@ -90,6 +92,31 @@ def psnr(pictures: Tensor, targets: Tensor) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
+def drawing_loss(
+    drawing: Drawing, corpus: Corpus, rows: Tensor, columns: Tensor, turned: Tensor, size: int
+) -> Tensor:
+    """How far the decoder's reading of the object is from the truth about the frame
+    (corpus clip ``rows`` [B], frame ``columns`` [B]): the colours, the shape (cross-entropy),
+    the centre, the log radius and, where the embedding says (``turned`` [B]) and the shape
+    has one, the orientation. The pixels alone teach these slowly: the object is small."""
+    poses = corpus.poses[rows, columns]  # [B, 4]: centre x, y, radius (px), angle
+    half = size / 2
+    shape = corpus.attributes["shape"][rows]  # [B]
+    order = corpus.symmetry[rows]  # [B]: 4 square, 3 triangle, 0 circle
+    true_turn = torch.stack([torch.cos(order * poses[:, 3]), torch.sin(order * poses[:, 3])], -1)
+    slot = torch.where(shape == SHAPES.index("square"), 0, 2)  # [B]: the shape's turn slot
+    turn = drawing.turns.view(-1, 2, 2)[torch.arange(len(rows)), slot // 2]  # [B, 2]
+    has_turn = turned & (order > 0)
+    turn_error = (turn - true_turn).square().sum(-1)  # [B]
+    return (
+        F.mse_loss(drawing.colors, corpus.palette[rows].flatten(1))
+        + F.cross_entropy(drawing.shape_logits, shape)
+        + F.mse_loss(drawing.centre, poses[:, :2] / half - 1)
+        + F.mse_loss(drawing.log_radius, (poses[:, 2] / half).log())
+        + (turn_error * has_turn).sum() / has_turn.sum().clamp(min=1)
+    )
+
+
 def train_image_towers(
     model: ToyModel, corpus: Corpus, recipe: Recipe, log: LogMetrics, progress: bool
 ) -> None:
@@ -102,7 +129,6 @@ def train_image_towers(
     n_clips, n_frames = corpus.seen.shape[:2]
     from_code = torch.arange(batch) < batch // 2  # rows the decoder draws from the target code
     unturned = torch.arange(batch) < batch // 4  # ... and from it without the orientation
-    shape_index = corpus.attributes["shape"]  # [N]
     model.encoder.train(), model.decoder.train()
     for step in tqdm(range(recipe.image_steps), desc="toy image towers", disable=not progress):
         for group in optimizer.param_groups:
@@ -126,19 +152,24 @@ def train_image_towers(
         # batch ones without the orientation, as a prior's embedding is (it cannot know it)
         teacher = torch.where(unturned[:, None], without_angle(codes), codes) @ turn
         noise = recipe.decoder_noise * torch.randn(embeds.shape, generator=generator)
-        drawn = torch.where(from_code[:, None], teacher + noise, embeds)
-        background, color, shapes, coverages = model.decoder.layers(drawn)
+        # the encoder learns the code alone: the decoder's losses, large while it learns to
+        # read the object, would otherwise pull the embedding off the code
+        drawn = torch.where(from_code[:, None], teacher + noise, embeds.detach())
+        drawing = model.decoder.describe(drawn)
+        background, color, shapes, coverages = model.decoder.layers(drawing)
         mask = (shapes * coverages).sum(1, keepdim=True).clamp(1e-6, 1 - 1e-6)  # [B, 1, S, S]
         pictures = background + (color - background) * mask  # [B, 3, S, S]
         reconstruction_loss = F.mse_loss(pictures, clean)
         coverage = object_coverage(clean, corpus.palette[rows])  # [B, 1, S, S]
         mask_loss = F.binary_cross_entropy(mask, coverage)
-        shape_loss = F.nll_loss(shapes.flatten(1).clamp_min(1e-8).log(), shape_index[rows])
+        parameter_loss = drawing_loss(
+            drawing, corpus, rows, columns, turned=~unturned, size=recipe.size
+        )
         loss = (
             recipe.code_loss * code_loss
             + recipe.reconstruction_loss * reconstruction_loss
             + recipe.mask_loss * mask_loss
-            + recipe.shape_loss * shape_loss
+            + recipe.parameter_loss * parameter_loss
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -152,7 +183,7 @@ def train_image_towers(
                     "image.code_cos": 1 - code_loss.item() / 2,
                     "image.reconstruction_loss": reconstruction_loss.item(),
                     "image.mask_loss": mask_loss.item(),
-                    "image.shape_loss": shape_loss.item(),
+                    "image.parameter_loss": parameter_loss.item(),
                     "image.psnr_from_image": psnr(pictures[~from_code].detach(), clean[~from_code]),
                 },
                 step,

@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -64,6 +65,16 @@ class ImageEncoder(nn.Module):
         return F.normalize(self.head(features), dim=-1)
 
 
+class Drawing(NamedTuple):
+    """What the decoder reads from an embedding, for a batch of B pictures."""
+
+    colors: Tensor  # [B, 6] in [0, 1]: background RGB, object RGB
+    shape_logits: Tensor  # [B, 3], in SHAPES' order
+    centre: Tensor  # [B, 2]: x, y in [-1, 1] (the frame spans [-1, 1])
+    log_radius: Tensor  # [B]: log circumradius, in the same units
+    turns: Tensor  # [B, 4]: (cos 4a, sin 4a) of a square, (cos 3a, sin 3a) of a triangle
+
+
 class ImageDecoder(nn.Module):
     """Embedding -> picture, drawn the way the toy world draws one: a background colour,
     an object colour and the object's soft coverage of every pixel.
@@ -96,18 +107,28 @@ class ImageDecoder(nn.Module):
 
     def forward(self, embeds: Tensor) -> Tensor:
         """[B, D] (any norm) -> [B, 3, S, S] pictures in [0, 1]."""
-        background, color, shapes, coverage = self.layers(embeds)
+        background, color, shapes, coverage = self.layers(self.describe(embeds))
         return background + (color - background) * (shapes * coverage).sum(1, keepdim=True)
 
-    def layers(self, embeds: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """[B, D] -> background and object colours [B, 3, 1, 1], shape probabilities
-        [B, 3, 1, 1] and each shape's coverage [B, 3, S, S]."""
+    def describe(self, embeds: Tensor) -> Drawing:
+        """[B, D] (any norm) -> the object's parameters (training also fits them directly)."""
         hidden = self.trunk(F.normalize(embeds, dim=-1))  # [B, H]
-        background, color = torch.sigmoid(self.colors(hidden))[:, :, None, None].split(3, dim=1)
-        shapes = torch.softmax(self.shapes(hidden), dim=-1)[:, :, None, None]
         pose = self.pose(hidden)
-        centre, radius = torch.tanh(pose[:, None, :2]), torch.exp(pose[:, 2:3] - 1.5)  # [B, 1, 2]
-        turns = self.turns(hidden)
+        return Drawing(
+            colors=torch.sigmoid(self.colors(hidden)),
+            shape_logits=self.shapes(hidden),
+            centre=torch.tanh(pose[:, :2]),
+            log_radius=pose[:, 2] - 1.5,  # a radius of about a fifth of the half side at first
+            turns=self.turns(hidden),
+        )
+
+    def layers(self, drawing: Drawing) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The drawing's background and object colours [B, 3, 1, 1], shape probabilities
+        [B, 3, 1, 1] and each shape's coverage [B, 3, S, S]."""
+        background, color = drawing.colors[:, :, None, None].split(3, dim=1)
+        shapes = torch.softmax(drawing.shape_logits, dim=-1)[:, :, None, None]
+        centre, radius = drawing.centre[:, None], drawing.log_radius.exp()[:, None]  # [B, 1, .]
+        turns = drawing.turns
         square = torch.atan2(turns[:, 1], turns[:, 0]) / 4  # [B]
         triangle = torch.atan2(turns[:, 3], turns[:, 2]) / 3
         offset = self.grid - centre  # [B, P, 2], coordinates in [-1, 1]

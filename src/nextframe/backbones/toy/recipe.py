@@ -54,19 +54,19 @@ class Recipe:
     size_sigma_log: float = 0.2
 
     # image towers (encoder and decoder, trained together)
-    image_steps: int = 1500
+    image_steps: int = 800
     image_clips_per_batch: int = 16
     image_frames_per_clip: int = 4
     image_lr: float = 3e-3
     code_loss: float = 1.0  # squared distance of the embedding to the frame's code
     reconstruction_loss: float = 1.0
     mask_loss: float = 0.1  # cross-entropy of the decoder's mask against the object's coverage
-    shape_loss: float = 0.1  # cross-entropy of the decoder's shape against the true shape
+    parameter_loss: float = 1.0  # the decoder's reading of the object against the truth
     clip_norm: float = 1.0  # gradient norm clip (see build.train_image_towers)
     decoder_noise: float = 0.02  # Gaussian noise on the decoder's input embedding, per dim
 
     # text tower and prior, trained against the frozen image tower (locked-image tuning)
-    text_steps: int = 400
+    text_steps: int = 300
     text_batch: int = 64
     text_lr: float = 2e-3
     temperature: float = 0.05
