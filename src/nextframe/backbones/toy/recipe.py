@@ -54,14 +54,15 @@ class Recipe:
     size_sigma_log: float = 0.2
 
     # image towers (encoder and decoder, trained together)
-    image_steps: int = 800
+    image_steps: int = 1000
     image_clips_per_batch: int = 16
     image_frames_per_clip: int = 4
     image_lr: float = 3e-3
     code_loss: float = 1.0  # squared distance of the embedding to the frame's code
+    shape_code_loss: float = 4.0  # ... and once more, times this, on its shape and turn blocks
     reconstruction_loss: float = 1.0
     mask_loss: float = 0.1  # cross-entropy of the decoder's mask against the object's coverage
-    parameter_loss: float = 1.0  # the decoder's reading of the object against the truth
+    parameter_loss: float = 0.1  # the decoder's reading of the object against the truth
     clip_norm: float = 1.0  # gradient norm clip (see build.train_image_towers)
     decoder_noise: float = 0.02  # Gaussian noise on the decoder's input embedding, per dim
 
