@@ -39,12 +39,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from nextframe.backbones.toy.corpus import Corpus, make_corpus
-from nextframe.backbones.toy.features import (
-    frame_code,
-    rotation,
-    shape_and_turn,
-    without_angle,
-)
+from nextframe.backbones.toy.features import frame_code, rotation, without_angle
 from nextframe.backbones.toy.model import Drawing, ToyModel
 from nextframe.backbones.toy.recipe import Recipe
 from nextframe.backbones.vocabulary import build_tokenizer
@@ -153,10 +148,6 @@ def train_image_towers(
         target = codes @ turn  # [B, D] unit
         embeds = model.encoder(seen)  # [B, D] unit
         code_loss = (embeds - target).square().sum(-1).mean()  # 2 - 2 cos
-        # shape and turn hold a fifth of the code's weight, and small objects' corners are
-        # subtle: without more weight on them the encoder learns them last, if at all
-        in_code = embeds @ turn.T  # [B, M]: the embedding in the code's coordinates
-        shape_code_loss = (shape_and_turn(in_code) - shape_and_turn(codes)).square().sum(-1).mean()
         # The decoder draws half the batch from codes: noisy ones, and for a quarter of the
         # batch ones without the orientation, as a prior's embedding is (it cannot know it)
         teacher = torch.where(unturned[:, None], without_angle(codes), codes) @ turn
@@ -176,7 +167,6 @@ def train_image_towers(
         )
         loss = (
             recipe.code_loss * code_loss
-            + recipe.shape_code_loss * shape_code_loss
             + recipe.reconstruction_loss * reconstruction_loss
             + recipe.mask_loss * mask_loss
             + recipe.parameter_loss * parameter_loss
@@ -191,7 +181,6 @@ def train_image_towers(
             log(
                 {
                     "image.code_cos": 1 - code_loss.item() / 2,
-                    "image.shape_code_loss": shape_code_loss.item(),
                     "image.reconstruction_loss": reconstruction_loss.item(),
                     "image.mask_loss": mask_loss.item(),
                     "image.parameter_loss": parameter_loss.item(),

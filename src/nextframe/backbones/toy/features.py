@@ -50,13 +50,6 @@ def code_size() -> int:
     return 2 * N_COLORS + N_SHAPES + POSITION_GRID**2 + SIZE_BUMPS + ANGLE_SIZE
 
 
-def shape_and_turn(codes: Tensor) -> Tensor:
-    """[B, M] codes -> [B, N_SHAPES + ANGLE_SIZE]: the blocks that say which shape it is and
-    how it is turned (the build weighs the encoder's error on them more: see the recipe)."""
-    start = 2 * N_COLORS
-    return torch.cat([codes[:, start : start + N_SHAPES], codes[:, -ANGLE_SIZE:]], dim=1)
-
-
 def without_angle(codes: Tensor) -> Tensor:
     """Codes [B, M] with the orientation block zeroed: what a caption (which never states the
     orientation) can at best say about a frame."""

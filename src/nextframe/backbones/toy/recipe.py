@@ -54,12 +54,11 @@ class Recipe:
     size_sigma_log: float = 0.2
 
     # image towers (encoder and decoder, trained together)
-    image_steps: int = 1000
+    image_steps: int = 800
     image_clips_per_batch: int = 16
     image_frames_per_clip: int = 4
     image_lr: float = 3e-3
     code_loss: float = 1.0  # squared distance of the embedding to the frame's code
-    shape_code_loss: float = 4.0  # ... and once more, times this, on its shape and turn blocks
     reconstruction_loss: float = 1.0
     mask_loss: float = 0.1  # cross-entropy of the decoder's mask against the object's coverage
     parameter_loss: float = 0.1  # the decoder's reading of the object against the truth
