@@ -54,7 +54,7 @@ class Recipe:
     size_sigma_log: float = 0.2
 
     # image towers (encoder and decoder, trained together)
-    image_steps: int = 800
+    image_steps: int = 1200
     image_clips_per_batch: int = 16
     image_frames_per_clip: int = 4
     image_lr: float = 3e-3
@@ -66,7 +66,7 @@ class Recipe:
     decoder_noise: float = 0.02  # Gaussian noise on the decoder's input embedding, per dim
 
     # text tower and prior, trained against the frozen image tower (locked-image tuning)
-    text_steps: int = 300
+    text_steps: int = 800
     text_batch: int = 64
     text_lr: float = 2e-3
     temperature: float = 0.05
