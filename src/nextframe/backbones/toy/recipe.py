@@ -29,6 +29,7 @@ class Recipe:
     # corpus: clips of the synthetic source, drawn from a seed the pipeline never uses
     # (download.seed defaults to 0) at the pipeline's defaults (24 frames, 8 fps, 64 px);
     # every other clip goes through the MP4 codec and back, as half the pipeline's clips do
+    # only clips whose caption is on the backbone's side of the caption partition (corpus.py)
     corpus_seed: int = 90_210
     n_clips: int = 1200
     n_frames: int = 24
