@@ -1,10 +1,12 @@
-"""Issue 9's bars for the toy backbone, on held-out clips made the way the pipeline makes them.
+"""The toy backbone's bars (issues 9 and 20), on held-out clips made the way the pipeline does.
 
 Generates a pipeline-like data set in a temporary folder: the synthetic source with the
 pipeline's defaults (``download.seed`` 0, 24 frames at 8 fps, 64 px, MP4 and GIF in turn,
 ``--clips`` clips, split 70/15/15), frames kept by ``select_frames`` (``top_diff``, k = 8,
 64 px PNGs). The test split's clips (which the toy never saw: its corpus has its own seed)
-are embedded from those PNGs, as the embed stage does, and every bar is measured on them.
+are embedded from those PNGs, as the embed stage does, and every bar is measured on them:
+issue 20 adds the shape a template matcher reads from each decoded frame, and checks that
+no test caption is in the toy's corpus.
 Prints one JSON line per bar (``bar``, ``value``, ``threshold``, ``passed`` and details);
 ``--build`` also times a full build of the shipped recipe (wall and CPU seconds, load).
 
@@ -29,9 +31,16 @@ from torch.nn import functional as F
 
 from nextframe.backbones import load_backbone
 from nextframe.backbones.toy import RECIPE
-from nextframe.backbones.toy.probes import centroid, described_colors, object_mask, psnr
+from nextframe.backbones.toy.corpus import SYMMETRY, corpus_specs
+from nextframe.backbones.toy.probes import (
+    centroid,
+    described_colors,
+    match_shape,
+    object_mask,
+    psnr,
+)
 from nextframe.config import BackboneParams, DownloadParams, Params, SyntheticParams
-from nextframe.data.synthetic import TRANSLATIONS, make_specs, render_clip
+from nextframe.data.synthetic import SHAPES, TRANSLATIONS, make_specs, render_clip
 from nextframe.pipeline import download, select_frames
 from nextframe.store import read_frames, read_manifest, read_truth
 
@@ -57,7 +66,8 @@ def make_test_set(root: Path, clips: int) -> tuple[pd.DataFrame, pd.DataFrame, l
     test = manifest[manifest["split"] == "test"].sort_values("clip_id").reset_index(drop=True)
     frames = read_frames(root / "frames" / "frames.parquet")
     frames = frames[frames["clip_id"].isin(test["clip_id"])]
-    truth = read_truth(root / "raw" / "truth.parquet")[["clip_id", "frame_index", "cx", "cy"]]
+    truth = read_truth(root / "raw" / "truth.parquet")
+    truth = truth[["clip_id", "frame_index", "cx", "cy", "angle"]]
     frames = frames.merge(truth, on=["clip_id", "frame_index"], how="left")
     frames = frames.sort_values(["clip_id", "k"]).reset_index(drop=True)
     return test, frames, make_specs(params.download.synthetic, params.download.seed)
@@ -90,7 +100,7 @@ def main(
     decode_seconds = (time.perf_counter() - started, time.process_time() - cpu)
     common = {"test_clips": len(test), "frames": len(frames)}
 
-    scores, errors, render_scores = [], [], []
+    scores, errors, render_scores, named, turn_errors = [], [], [], [], []
     for row, picture, true_picture in zip(frames.itertuples(), drawn, truth, strict=True):
         spec = spec_of(row.clip_id, specs)
         scores.append(psnr(picture, true_picture))
@@ -98,6 +108,12 @@ def main(
         found = centroid(object_mask(picture, spec.background, spec.color))
         true_centre = np.array([row.cx, row.cy])  # truth.parquet, pixels
         errors.append(np.inf if found is None else float(np.hypot(*(found - true_centre))))
+        match = match_shape(object_mask(picture, spec.background, spec.color))
+        named.append((spec.shape, match[0] if match else None))
+        if match is not None and match[0] == spec.shape and spec.shape != "circle":
+            period = 2 * np.pi / SYMMETRY[spec.shape]  # a turn by a symmetry is no turn
+            error = (match[1] - row.angle) % period
+            turn_errors.append(min(error, period - error))
     emit(
         "decode_psnr_db", float(np.mean(scores)), 25.0, bool(np.mean(scores) >= 25), **common,
         min=round(float(np.min(scores)), 2),
@@ -110,6 +126,19 @@ def main(
         "decode_centroid_within_3px", within, 0.9, within >= 0.9, **common,
         median_error_px=round(float(np.median(errors)), 3),
     )  # fmt: skip
+
+    right_shape = float(np.mean([true == found for true, found in named]))
+    emit(
+        "decode_shape_named", right_shape, 0.9, right_shape >= 0.9, **common,
+        **{
+            f"{shape}_named": round(float(np.mean([f == shape for t, f in named if t == shape])), 4)
+            for shape in SHAPES
+        },
+        turn_error_deg_median=round(float(np.degrees(np.median(turn_errors))), 2),
+    )  # fmt: skip
+    corpus = {spec.caption() for spec in corpus_specs(RECIPE)}
+    shared = len(set(test["caption"]) & corpus)
+    emit("test_captions_in_corpus", shared, 0, shared == 0, **common)
 
     unit = F.normalize(embeds, dim=-1).view(len(test), k, -1)  # [C, k, D]
     moving = torch.tensor(

@@ -8,9 +8,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nextframe.config import DownloadParams, SyntheticParams
-from nextframe.data.synthetic import COLORS, MOTIONS, ClipSpec, collect, make_specs, render_clip
+from nextframe.config import DownloadParams, SplitFractions, SyntheticParams
+from nextframe.data.synthetic import (
+    BACKBONE,
+    COLORS,
+    HELD_OUT,
+    MOTIONS,
+    ClipSpec,
+    caption_side,
+    collect,
+    make_specs,
+    render_clip,
+    synthetic_splits,
+)
 from nextframe.data.video import read_video
+from nextframe.errors import UserError
 
 BASE = ClipSpec(
     shape="square",
@@ -138,3 +150,24 @@ def test_a_broken_video_is_rewritten_and_good_ones_are_kept(tmp_path: Path) -> N
     assert result.metrics == {"videos_written": 1, "videos_kept": 1}
     assert good.stat().st_mtime_ns == before
     assert read_video(broken).n_frames == 8
+
+
+def test_only_held_out_side_captions_are_held_out() -> None:
+    """Clips whose caption is on the backbone's side of the caption partition always train;
+    the others fill val and test at about the configured fractions of all clips; the
+    partition is a fixed property of the caption, the same for every seed."""
+    params = DownloadParams(synthetic=SyntheticParams(n_clips=2000))
+    specs = make_specs(params.synthetic, params.seed)
+    clip_ids = [f"syn{index:04d}-{spec.digest()}" for index, spec in enumerate(specs)]
+    splits = synthetic_splits(clip_ids, specs, params.split, params.seed)
+    sides = [caption_side(spec.caption()) for spec in specs]
+    assert 0.4 < np.mean([side == HELD_OUT for side in sides]) < 0.6
+    backbone_side = [c for c, side in zip(clip_ids, sides, strict=True) if side == BACKBONE]
+    assert all(splits[c] == "train" for c in backbone_side)
+    for name in ("val", "test"):
+        assert 0.12 < np.mean([split == name for split in splits.values()]) < 0.18
+    assert {caption_side(spec.caption()) for spec in specs[:50]} == {BACKBONE, HELD_OUT}
+    other_seed = synthetic_splits(clip_ids, specs, params.split, seed=7)
+    assert all(other_seed[c] == "train" for c in backbone_side)
+    with pytest.raises(UserError, match="held-out side"):
+        synthetic_splits(clip_ids, specs, SplitFractions(val=0.25, test=0.25), params.seed)

@@ -23,11 +23,26 @@ import nextframe.backbones.toy as toy_package
 from nextframe.backbones import Backbone, load_backbone
 from nextframe.backbones.toy import RECIPE, Recipe, ToyBackbone, load_toy
 from nextframe.backbones.toy.build import build_weights, train
-from nextframe.backbones.toy.corpus import through_mp4
-from nextframe.backbones.toy.probes import centroid, described_colors, object_mask, psnr
+from nextframe.backbones.toy.corpus import SYMMETRY, corpus_specs, through_mp4
+from nextframe.backbones.toy.probes import (
+    centroid,
+    described_colors,
+    match_shape,
+    object_mask,
+    psnr,
+)
 from nextframe.cli import app
-from nextframe.config import BackboneParams, SyntheticParams
-from nextframe.data.synthetic import TRANSLATIONS, ClipSpec, _pose, make_specs, render_clip
+from nextframe.config import BackboneParams, DownloadParams, SyntheticParams
+from nextframe.data.synthetic import (
+    BACKBONE,
+    TRANSLATIONS,
+    ClipSpec,
+    _pose,
+    caption_side,
+    make_specs,
+    render_clip,
+    synthetic_splits,
+)
 from nextframe.errors import UserError
 
 SEED = 4242  # neither RECIPE.corpus_seed nor download.seed
@@ -89,8 +104,8 @@ def test_shipped_toy_is_the_default_and_offers_the_interface(backbone: ToyBackbo
 
 
 def test_decoder_redraws_held_out_frames(backbone: ToyBackbone, clips: list) -> None:
-    """Bar: PSNR >= 25 dB, centroid within 3 px in >= 90% of frames. Shipped: about 29 dB
-    and 98%; a decoder that loses the position draws at the centre: about 40%."""
+    """Bar: PSNR >= 25 dB, centroid within 3 px in >= 90% of frames. Shipped: about 25.6 dB
+    and 99%; a decoder that loses the position draws at the centre: about 40%."""
     scores, errors = [], []
     for spec, frames in clips:
         chosen = frames[[0, 8, 16, 23]]  # [4, 64, 64, 3]
@@ -109,7 +124,7 @@ def test_decoder_redraws_held_out_frames(backbone: ToyBackbone, clips: list) -> 
 
 def test_embedding_follows_translation(backbone: ToyBackbone, clips: list) -> None:
     """Bar: first vs last frame of translating clips <= 0.9, frames 3 apart (8 fps, about
-    the gap between frames top_diff keeps) >= 0.95. Shipped: about 0.75 and 0.97."""
+    the gap between frames top_diff keeps) >= 0.95. Shipped: about 0.74 and 0.98."""
     first_last, adjacent = [], []
     for spec, frames in clips:
         if spec.motion not in TRANSLATIONS:
@@ -125,7 +140,7 @@ def test_embedding_follows_translation(backbone: ToyBackbone, clips: list) -> No
 def test_towers_do_not_collapse_and_share_one_space(backbone: ToyBackbone, clips: list) -> None:
     """Frames of different clips and different captions are far apart (a collapsed tower
     gives cosines near 1), and each caption's text embedding is nearest its own clip's mean
-    frame among the 24 clips (CLIP's retrieval). Shipped: 0.1, 0.2 and 24/24."""
+    frame among the 24 clips (CLIP's retrieval). Shipped: 0.34, 0.03 and 23/24."""
     frame_embeds = unit(
         torch.stack([backbone.encode_images(pictures(frames[::6])) for _, frames in clips])
     )  # [24, 4, D]
@@ -182,38 +197,134 @@ def test_prior_draws_what_each_word_says(backbone: ToyBackbone) -> None:
 
 def test_text_knows_the_motion(backbone: ToyBackbone) -> None:
     """Captions that differ only in their motion words get different hidden states, and
-    what the text tower reads from them (its training-only last-frame head) picks the last
-    frame of its own motion: the first frame alone does not tell grows from shrinks or left
-    from right, so the motion words must reach the hidden states the splitter reads."""
+    the prior, which maps a caption to its clip's first frame, starts each translation
+    where it begins: the motion words reach the hidden states the splitter reads."""
     subject, background = "a large orange square", "on a purple background"
     motions = {
         "moves_right": "moves quickly from left to right",
         "moves_left": "moves quickly from right to left",
         "moves_up": "moves quickly from bottom to top",
+        "moves_down": "moves quickly from top to bottom",
         "grows": "grows quickly",
         "shrinks": "shrinks quickly",
     }
     captions = [f"{subject} {words} {background}" for words in motions.values()]
-    hidden = backbone.encode_texts(captions).hidden_states  # [5, T, D]
-    pooled = unit(hidden.mean(dim=1))
+    encoding = backbone.encode_texts(captions)
+    pooled = unit(encoding.hidden_states.mean(dim=1))  # [6, D]
     off_diagonal = ~torch.eye(len(captions), dtype=torch.bool)
     assert (pooled @ pooled.T)[off_diagonal].max() < 0.99
-    lasts = [
+    firsts = [
         render_clip(
             ClipSpec(
                 "square", "orange", "purple", motion, "quickly", "large", 0.0, 0.3, 24, 64, 8.0
             )
-        )[-1]
-        for motion in motions
+        )[0]
+        for motion in list(motions)[:4]
     ]
-    last_embeds = unit(backbone.encode_images(pictures(np.stack(lasts))))  # [5, D]
-    tokens = backbone.tokenizer(
-        captions, padding="max_length", max_length=20, truncation=True, return_tensors="pt"
-    )
-    with torch.inference_mode():
-        _, mean_state = backbone.model.text(tokens.input_ids, tokens.attention_mask)
-        predicted = unit(backbone.model.text.last_frame(mean_state))  # [5, D]
-    assert torch.equal((predicted @ last_embeds.T).argmax(dim=1), torch.arange(len(motions)))
+    first_embeds = unit(backbone.encode_images(pictures(np.stack(firsts))))  # [4, D]
+    nearest = (unit(encoding.prior_embed[:4]) @ first_embeds.T).argmax(dim=1)
+    assert torch.equal(nearest, torch.arange(4))
+
+
+def test_no_parameter_maps_text_to_a_later_frame(backbone: ToyBackbone, clips: list) -> None:
+    """The text tower has only CLIP's parts and unCLIP's prior (no last-frame head), and
+    the prior lands nearer a translating clip's first frame than its last."""
+    assert {name for name, _ in backbone.model.text.named_children()} == {
+        "tokens", "layers", "norm", "projection", "prior"
+    }  # fmt: skip
+    assert {name for name, _ in backbone.model.text.named_parameters(recurse=False)} == {
+        "positions"
+    }
+    moving = [(spec, frames) for spec, frames in clips if spec.motion in TRANSLATIONS]
+    prior = unit(backbone.encode_texts([spec.caption() for spec, _ in moving]).prior_embed)
+    ends = unit(
+        torch.stack([backbone.encode_images(pictures(frames[[0, -1]])) for _, frames in moving])
+    )  # [M, 2, D]
+    first_cos, last_cos = (prior * ends[:, 0]).sum(-1), (prior * ends[:, 1]).sum(-1)
+    assert len(moving) >= 5 and (first_cos > last_cos).float().mean() >= 0.8
+
+
+@pytest.mark.parametrize("download_seed", [0, 7])
+def test_corpus_has_no_caption_the_pipeline_holds_out(download_seed: int) -> None:
+    """The toy corpus and the synthetic source's val and test splits share no caption, at
+    the default size and at the benchmark's sizes; without the caption partition the
+    same corpus seed would share some (so this checks the partition, not luck)."""
+    corpus = {spec.caption() for spec in corpus_specs(RECIPE)}
+    assert len(corpus_specs(RECIPE)) == RECIPE.n_clips
+    assert all(caption_side(caption) == BACKBONE for caption in corpus)
+    unfiltered = make_specs(SyntheticParams(n_clips=RECIPE.n_clips), RECIPE.corpus_seed)
+    for n_clips in (48, 300, 1600):
+        params = DownloadParams(seed=download_seed, synthetic=SyntheticParams(n_clips=n_clips))
+        specs = make_specs(params.synthetic, download_seed)
+        clip_ids = [f"syn{index:04d}-{spec.digest()}" for index, spec in enumerate(specs)]
+        splits = synthetic_splits(clip_ids, specs, params.split, download_seed)
+        held_out = {
+            spec.caption()
+            for clip_id, spec in zip(clip_ids, specs, strict=True)
+            if splits[clip_id] != "train"
+        }
+        assert len(held_out) >= 0.2 * n_clips  # val and test: about 30% of the clips
+        assert not held_out & corpus
+        if n_clips == 1600:
+            assert held_out & {spec.caption() for spec in unfiltered}
+
+
+def shapes_named(backbone: ToyBackbone, clips: list) -> tuple[float, float]:
+    """(decoded, true): the share of frames 0, 8, 16 and 23 of each clip whose decoded true
+    embedding, and whose true frame, the template matcher names as the clip's shape."""
+    named, truth_named = [], []
+    for spec, frames in clips:
+        chosen = frames[[0, 8, 16, 23]]
+        drawn = backbone.decode(
+            backbone.encode_images(pictures(chosen)), size=64, steps=1, guidance=0.0, seed=0
+        )
+        for truth, picture in zip(chosen, drawn, strict=True):
+            for found, out in ((np.asarray(picture), named), (truth, truth_named)):
+                match = match_shape(object_mask(found, spec.background, spec.color))
+                out.append(match is not None and match[0] == spec.shape)
+    return float(np.mean(named)), float(np.mean(truth_named))
+
+
+def test_shape_probe_names_true_frames(backbone: ToyBackbone, clips: list) -> None:
+    """The template matcher names the shape of nearly every true frame, MP4 round trips
+    included (98%), so the bar below measures the decoder, not the probe."""
+    _, truth_named = shapes_named(backbone, clips)
+    assert truth_named >= 0.95
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 20's shape bar is not met: the shipped decoder can draw squares and "
+    "triangles, but the image tower does not encode which shape it saw reliably (40% here, "
+    "51% on benchmarks/toy_backbone.py)",
+)
+def test_decoder_draws_the_three_shapes(backbone: ToyBackbone, clips: list) -> None:
+    """Bar: the template matcher names the right shape in >= 90% of the decoded pictures
+    of held-out frames (a decoder that draws round blobs scores the circles' share, 50%)."""
+    named, _ = shapes_named(backbone, clips)
+    assert named >= 0.9
+
+
+def test_shape_probe_reads_the_shape_and_its_turn() -> None:
+    """The template matcher names each shape at any size and turn, recovers the turn of
+    squares and triangles to a few degrees, and calls a disc a circle whatever the
+    caption said: a blob is not a square."""
+    errors = []
+    for shape, angle, scale in [
+        ("square", 0.3, "large"), ("square", 1.2, "small"),
+        ("triangle", 0.5, "large"), ("triangle", 2.0, "small"), ("circle", 0.0, "large"),
+    ]:  # fmt: skip
+        spec = ClipSpec(shape, "red", "gray", "rotates", "slowly", scale, 0.05, angle, 24, 64, 8.0)
+        found = match_shape(object_mask(render_clip(spec)[0], "gray", "red"))
+        assert found is not None and found[0] == shape
+        if shape != "circle":
+            period = 2 * np.pi / SYMMETRY[shape]
+            error = (found[1] - angle) % period
+            errors.append(min(error, period - error))
+    assert max(errors) < np.radians(8)
+    disc = ClipSpec("circle", "red", "gray", "grows", "slowly", "large", 0.0, 0.0, 24, 64, 8.0)
+    assert match_shape(object_mask(render_clip(disc)[0], "gray", "red"))[0] == "circle"
+    assert match_shape(np.zeros((64, 64), bool)) is None
 
 
 def test_small_builds_are_identical_and_load_like_the_shipped_file(tmp_path: Path) -> None:

@@ -11,6 +11,12 @@ rotating circle looks still), a speed and a size. Frames are rendered with numpy
 (2 x 2 supersampling for smooth edges) and written through ``video.write_video``,
 alternating over ``formats`` so both readers (decord for MP4, PyAV for GIF) get used.
 
+The caption space is split in two by a fixed hash of the caption (``caption_side``): the
+toy backbone trains only on captions of the ``backbone`` side, and only clips whose
+caption is on the ``held_out`` side can go to val or test (the other clips all train).
+A toy that saw a test caption verbatim would hand the pipeline part of the answer; with
+the split no seed, clip count or split fraction can make the two meet.
+
 Clip ids carry a digest of their spec (``syn0007-3fa2c1``): a rerun with other params or
 another seed writes new files instead of trusting old ones, and a rerun with the same
 params keeps every video that still decodes to the expected number of frames.
@@ -26,9 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nextframe.config import DownloadParams, SyntheticParams
+from nextframe.config import DownloadParams, SplitFractions, SyntheticParams
 from nextframe.data.manifest import OK, VIDEO_DIR, ManifestRow, SourceResult, failed
-from nextframe.data.splits import assign_splits
+from nextframe.data.splits import assign_splits, split_position
 from nextframe.data.synthetic_captions import (
     COLORS,
     MOTIONS,
@@ -39,6 +45,7 @@ from nextframe.data.synthetic_captions import (
     caption,
 )
 from nextframe.data.video import VideoReadError, read_video, write_video
+from nextframe.errors import UserError
 from nextframe.progress import progress_bar
 
 SOURCE = "synthetic"
@@ -50,6 +57,11 @@ GROWTH = {"slowly": 0.5, "quickly": 1.0}  # relative radius change over the clip
 SHRINK = {"slowly": 0.35, "quickly": 0.6}  # relative radius change over the clip (shrinks)
 TURN = {"slowly": math.pi / 6, "quickly": math.pi / 3}  # total rotation; below every symmetry
 SUPERSAMPLE = 2
+
+# The caption partition: a caption's side is fixed by a hash with this seed (not download.seed)
+BACKBONE, HELD_OUT = "backbone", "held_out"
+HELD_OUT_SHARE = 0.5  # of the caption space (and so, on average, of the drawn clips)
+PARTITION_SEED = 20_001
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,41 @@ class ClipSpec:
         """A short stable hash of the spec, so a changed spec never reuses an old file."""
         payload = json.dumps(asdict(self), sort_keys=True).encode()
         return hashlib.sha256(payload).hexdigest()[:6]
+
+
+def caption_side(caption: str) -> str:
+    """``HELD_OUT`` if clips with this caption may be held out (val, test), else ``BACKBONE``
+    (captions the toy backbone may train on); the same for every seed and every run."""
+    return HELD_OUT if split_position(caption, PARTITION_SEED) < HELD_OUT_SHARE else BACKBONE
+
+
+def synthetic_splits(
+    clip_ids: list[str], specs: list[ClipSpec], fractions: SplitFractions, seed: int
+) -> dict[str, str]:
+    """Each clip's split: clips with a ``BACKBONE`` caption train; the others are split by
+    ``assign_splits`` at fractions scaled by 1 / ``HELD_OUT_SHARE``, so that about
+    ``fractions`` of all clips land in val and test, as for any other source. In a tiny
+    run val and test are not left empty while a held-out-side clip is in train."""
+    if fractions.val + fractions.test >= HELD_OUT_SHARE:
+        raise UserError(
+            f"download.split: val + test ({fractions.val} + {fractions.test}) must be below "
+            f"{HELD_OUT_SHARE} for the synthetic source: only clips whose caption is on the "
+            "held-out side of the caption partition (half of them) can be held out"
+        )
+    held_out = [
+        clip_id
+        for clip_id, spec in zip(clip_ids, specs, strict=True)
+        if caption_side(spec.caption()) == HELD_OUT
+    ]
+    scaled = SplitFractions(
+        val=fractions.val / HELD_OUT_SHARE, test=fractions.test / HELD_OUT_SHARE
+    )
+    splits = {clip_id: "train" for clip_id in clip_ids} | assign_splits(held_out, scaled, seed)
+    for name in ("test", "val"):  # a tiny run: a held-out-side clip that trains fills a gap
+        spare = [clip_id for clip_id in held_out if splits[clip_id] == "train"]
+        if spare and name not in splits.values():
+            splits[min(spare, key=lambda clip_id: split_position(clip_id, seed))] = name
+    return splits
 
 
 def make_specs(params: SyntheticParams, seed: int) -> list[ClipSpec]:
@@ -142,23 +189,30 @@ def truth_rows(clip_id: str, spec: ClipSpec) -> list[dict]:
     return rows
 
 
+def inside_shape(shape: str, x: np.ndarray, y: np.ndarray, radius: float, angle) -> np.ndarray:
+    """Whether points at offsets (x, y) from the centre lie inside ``shape`` of circumradius
+    ``radius`` turned by ``angle``; ``angle`` may be an array that broadcasts against x and y
+    (the toy's shape probe tries many orientations at once)."""
+    if shape == "circle":
+        shape_out = np.broadcast_shapes(np.shape(x), np.shape(y), np.shape(angle))
+        return np.broadcast_to(x**2 + y**2 <= radius**2, shape_out)
+    if shape == "square":
+        half = radius / math.sqrt(2)  # the square inscribed in the circumcircle
+        u = x * np.cos(angle) + y * np.sin(angle)
+        v = -x * np.sin(angle) + y * np.cos(angle)
+        return (np.abs(u) <= half) & (np.abs(v) <= half)
+    inside = True  # equilateral triangle: inside all three edges, each at the inradius R / 2
+    for k in range(3):
+        normal = angle + math.pi / 2 + 2 * math.pi * k / 3  # towards an edge's midpoint
+        inside = inside & (x * np.cos(normal) + y * np.sin(normal) <= radius / 2)
+    return inside
+
+
 def _coverage(spec: ClipSpec, t: float, grid_x: np.ndarray, grid_y: np.ndarray) -> np.ndarray:
     """Fraction of each pixel covered by the shape, ``[H, W]`` float32."""
     center_x, center_y, radius, angle = _pose(spec, t)
-    x, y = grid_x - center_x, grid_y - center_y  # [H*S, W*S]
-    if spec.shape == "circle":
-        inside = x**2 + y**2 <= radius**2
-    elif spec.shape == "square":
-        half = radius / math.sqrt(2)  # the square inscribed in the circumcircle
-        u = x * math.cos(angle) + y * math.sin(angle)
-        v = -x * math.sin(angle) + y * math.cos(angle)
-        inside = (np.abs(u) <= half) & (np.abs(v) <= half)
-    else:  # equilateral triangle: inside all three edges, each at the inradius R / 2
-        inside = np.ones_like(x, dtype=bool)
-        for k in range(3):
-            normal = angle + math.pi / 2 + 2 * math.pi * k / 3  # towards an edge's midpoint
-            inside &= x * math.cos(normal) + y * math.sin(normal) <= radius / 2
-    s = SUPERSAMPLE
+    inside = inside_shape(spec.shape, grid_x - center_x, grid_y - center_y, radius, angle)
+    s = SUPERSAMPLE  # inside: [H*S, W*S]
     return inside.reshape(spec.size, s, spec.size, s).mean(axis=(1, 3), dtype=np.float32)
 
 
@@ -191,7 +245,7 @@ def collect(params: DownloadParams, out_dir: Path) -> SourceResult:
     synthetic = params.synthetic
     specs = make_specs(synthetic, params.seed)
     clip_ids = [f"syn{index:04d}-{spec.digest()}" for index, spec in enumerate(specs)]
-    splits = assign_splits(clip_ids, params.split, params.seed)
+    splits = synthetic_splits(clip_ids, specs, params.split, params.seed)
     rows, truth, written = [], [], 0
     for index, spec in enumerate(progress_bar(specs, desc=SOURCE, unit="clip")):
         clip_id = clip_ids[index]

@@ -32,7 +32,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from nextframe.config import Params
-from nextframe.data.synthetic import caption_attributes
+from nextframe.data.synthetic_captions import caption_attributes
 from nextframe.device import resolve_device
 from nextframe.methods.base import FitData, Rolled, RolloutContext
 from nextframe.methods.baselines import interpolate_frames

@@ -6,14 +6,18 @@ Two phases, the way LiT (locked-image text tuning) trains a CLIP:
    which is taught the frame's code (``features.py``: what the frame shows, as a vector
    whose cosines are a similarity of colours, shape, position, size and orientation).
    The decoder learns to redraw the clean frame (pixel MSE, plus cross-entropy of its
-   mask against the object's true coverage) from the encoder's embedding for half of the
-   batch and from the noisy target code for the other half, so it draws well from the
-   start and from embeddings near, not only on, the encoder's outputs (a prior's or a
-   splitter's).
+   mask against the object's true coverage, and a direct fit of what it reads from the
+   embedding to the truth: colours, shape, centre, size, orientation) from the encoder's
+   embedding for half of the batch and from the noisy target code for the other half,
+   so it draws well from the start and from embeddings near, not only on, the encoder's
+   outputs (a prior's or a splitter's).
 2. Text tower. The image encoder is frozen and the corpus embedded once; the text tower
-   learns (a) CLIP's contrastive loss between the caption and its clip's mean frame, (b)
-   the prior: the caption's first frame's embedding, (c) the caption's last frame's
-   embedding, which needs the motion words.
+   learns (a) CLIP's contrastive loss between the caption and one frame of its clip,
+   drawn at random each step (a caption describes every frame of its clip, as an image's
+   caption describes the image), (b) the prior: the embedding of the caption's first
+   frame, as unCLIP's prior maps a caption to its image's embedding. No term maps a
+   caption to a later frame (the last frame, or a change): the text tower knows of
+   motion only what a CLIP could, and the splitter must learn the rest.
 
 Determinism: every random draw comes from generators seeded by the recipe, kernels are
 deterministic (``torch.use_deterministic_algorithms``) and run on a fixed number of
@@ -35,9 +39,10 @@ from torch.nn import functional as F
 
 from nextframe.backbones.toy.corpus import Corpus, make_corpus
 from nextframe.backbones.toy.features import frame_code, rotation, without_angle
-from nextframe.backbones.toy.model import ToyModel
+from nextframe.backbones.toy.model import Drawing, ToyModel
 from nextframe.backbones.toy.recipe import Recipe
 from nextframe.backbones.vocabulary import build_tokenizer
+from nextframe.data.synthetic import SHAPES
 from nextframe.device import set_threads
 from nextframe.progress import progress_bar
 
@@ -87,6 +92,31 @@ def psnr(pictures: Tensor, targets: Tensor) -> float:
     return 10 * math.log10(1.0 / max(mse, 1e-12))
 
 
+def drawing_loss(
+    drawing: Drawing, corpus: Corpus, rows: Tensor, columns: Tensor, turned: Tensor, size: int
+) -> Tensor:
+    """How far the decoder's reading of the object is from the truth about the frame
+    (corpus clip ``rows`` [B], frame ``columns`` [B]): the colours, the shape (cross-entropy),
+    the centre, the log radius and, where the embedding says (``turned`` [B]) and the shape
+    has one, the orientation. The pixels alone teach these slowly: the object is small."""
+    poses = corpus.poses[rows, columns]  # [B, 4]: centre x, y, radius (px), angle
+    half = size / 2
+    shape = corpus.attributes["shape"][rows]  # [B]
+    order = corpus.symmetry[rows]  # [B]: 4 square, 3 triangle, 0 circle
+    true_turn = torch.stack([torch.cos(order * poses[:, 3]), torch.sin(order * poses[:, 3])], -1)
+    slot = torch.where(shape == SHAPES.index("square"), 0, 2)  # [B]: the shape's turn slot
+    turn = drawing.turns.view(-1, 2, 2)[torch.arange(len(rows)), slot // 2]  # [B, 2]
+    has_turn = turned & (order > 0)
+    turn_error = (turn - true_turn).square().sum(-1)  # [B]
+    return (
+        F.mse_loss(drawing.colors, corpus.palette[rows].flatten(1))
+        + F.cross_entropy(drawing.shape_logits, shape)
+        + F.mse_loss(drawing.centre, poses[:, :2] / half - 1)
+        + F.mse_loss(drawing.log_radius, (poses[:, 2] / half).log())
+        + (turn_error * has_turn).sum() / has_turn.sum().clamp(min=1)
+    )
+
+
 def train_image_towers(
     model: ToyModel, corpus: Corpus, recipe: Recipe, log: LogMetrics, progress: bool
 ) -> None:
@@ -124,19 +154,30 @@ def train_image_towers(
         # batch ones without the orientation, as a prior's embedding is (it cannot know it)
         teacher = torch.where(unturned[:, None], without_angle(codes), codes) @ turn
         noise = recipe.decoder_noise * torch.randn(embeds.shape, generator=generator)
-        drawn = torch.where(from_code[:, None], teacher + noise, embeds)
-        background, color, logits = model.decoder.layers(drawn)
-        pictures = background + (color - background) * torch.sigmoid(logits)  # [B, 3, S, S]
+        # the encoder learns the code alone: the decoder's losses, large while it learns to
+        # read the object, would otherwise pull the embedding off the code
+        drawn = torch.where(from_code[:, None], teacher + noise, embeds.detach())
+        drawing = model.decoder.describe(drawn)
+        background, color, shapes, coverages = model.decoder.layers(drawing)
+        mask = (shapes * coverages).sum(1, keepdim=True).clamp(1e-6, 1 - 1e-6)  # [B, 1, S, S]
+        pictures = background + (color - background) * mask  # [B, 3, S, S]
         reconstruction_loss = F.mse_loss(pictures, clean)
         coverage = object_coverage(clean, corpus.palette[rows])  # [B, 1, S, S]
-        mask_loss = F.binary_cross_entropy_with_logits(logits, coverage)
+        mask_loss = F.binary_cross_entropy(mask, coverage)
+        parameter_loss = drawing_loss(
+            drawing, corpus, rows, columns, turned=~unturned, size=recipe.size
+        )
         loss = (
             recipe.code_loss * code_loss
             + recipe.reconstruction_loss * reconstruction_loss
             + recipe.mask_loss * mask_loss
+            + recipe.parameter_loss * parameter_loss
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        # atan2 of a near-zero turn vector (an embedding that does not say which way the
+        # shape is turned) has steep gradients: keep one such batch from throwing it off
+        torch.nn.utils.clip_grad_norm_(parameters, recipe.clip_norm)
         optimizer.step()
         if step % LOG_EVERY == 0 or step == recipe.image_steps - 1:
             log(
@@ -144,6 +185,7 @@ def train_image_towers(
                     "image.code_cos": 1 - code_loss.item() / 2,
                     "image.reconstruction_loss": reconstruction_loss.item(),
                     "image.mask_loss": mask_loss.item(),
+                    "image.parameter_loss": parameter_loss.item(),
                     "image.psnr_from_image": psnr(pictures[~from_code].detach(), clean[~from_code]),
                 },
                 step,
@@ -179,17 +221,19 @@ def train_text_tower(
         return_tensors="pt",
     )
     caption_ids = torch.unique(tokens.input_ids, dim=0, return_inverse=True)[1]  # [N]
-    clip_embeds = F.normalize(frame_embeds.mean(dim=1), dim=-1)  # [N, D]
-    first, last = frame_embeds[:, 0], frame_embeds[:, -1]  # [N, D]
+    n_clips, n_frames = frame_embeds.shape[:2]
+    first = frame_embeds[:, 0]  # [N, D]
     optimizer = torch.optim.AdamW(model.text.parameters(), lr=recipe.text_lr, weight_decay=1e-4)
     model.text.train()
     for step in progress_bar(range(recipe.text_steps), desc="toy text tower", disable=not progress):
         for group in optimizer.param_groups:
             group["lr"] = recipe.text_lr * schedule(step, recipe.text_steps)
-        rows = torch.randint(len(corpus), (recipe.text_batch,), generator=generator)
+        rows = torch.randint(n_clips, (recipe.text_batch,), generator=generator)
+        frames = torch.randint(n_frames, (recipe.text_batch,), generator=generator)
         _, pooled = model.text(tokens.input_ids[rows], tokens.attention_mask[rows])
         text_embeds = F.normalize(model.text.projection(pooled), dim=-1)  # [B, D]
-        logits = text_embeds @ clip_embeds[rows].T / recipe.temperature  # [B, B]
+        images = frame_embeds[rows, frames]  # [B, D]: one frame of each caption's clip
+        logits = text_embeds @ images.T / recipe.temperature  # [B, B]
         positives = (caption_ids[rows][:, None] == caption_ids[rows][None, :]).float()
         labels = positives / positives.sum(dim=1, keepdim=True)  # the same caption twice: both
         contrastive_loss = 0.5 * (
@@ -197,13 +241,7 @@ def train_text_tower(
         )
         prior = F.normalize(model.text.prior(pooled), dim=-1)
         prior_loss = (1 - (prior * first[rows]).sum(-1)).mean()
-        last_frame = F.normalize(model.text.last_frame(pooled), dim=-1)
-        last_frame_loss = (1 - (last_frame * last[rows]).sum(-1)).mean()
-        loss = (
-            contrastive_loss
-            + recipe.prior_loss * prior_loss
-            + recipe.last_frame_loss * last_frame_loss
-        )
+        loss = contrastive_loss + recipe.prior_loss * prior_loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -212,7 +250,6 @@ def train_text_tower(
                 {
                     "text.contrastive_loss": contrastive_loss.item(),
                     "text.prior_cos": 1 - prior_loss.item(),
-                    "text.last_frame_cos": 1 - last_frame_loss.item(),
                 },
                 step,
             )

@@ -2,16 +2,18 @@
 and the truth about every frame.
 
 Clips come from the pipeline's own generator (``data.synthetic``) with the recipe's seed,
-so every shape, colour, background and motion appears, and every frame of every clip is
-used (the embedding has to follow the whole motion, not just the frames ``top_diff``
-keeps). The pipeline writes its clips alternately as MP4 (H.264, yuv420p: chroma at half
-resolution, colours shifted by the YUV round trip) and GIF; the image tower sees what
-comes back from those files, so the corpus does the same: even clips go through the
-project's video writer and reader as MP4, tiled 8 x 8 into one video to pay the codec's
-fixed cost once per 64 clips (each tile is four whole 16 px macroblock columns, so a tile
-is coded much as a lone 64 px clip is). Odd clips stay as rendered: a synthetic clip has
-far fewer than 256 colours, so the GIF round trip with its global palette gives back the
-very same pixels. The decoder learns to draw the clean rendered frame.
+keeping only those whose caption is on the backbone's side of the generator's caption
+partition (never a caption the pipeline can hold out): every shape, colour, background and
+motion appears, in combinations the pipeline's val and test never use. Every frame of
+every clip is used (the embedding has to follow the whole motion, not just the frames
+``top_diff`` keeps). The pipeline writes its clips alternately as MP4 (H.264, yuv420p:
+chroma at half resolution, colours shifted by the YUV round trip) and GIF; the image tower
+sees what comes back from those files, so the corpus does the same: even clips go through
+the project's video writer and reader as MP4, tiled 8 x 8 into one video to pay the
+codec's fixed cost once per 64 clips (each tile is four whole 16 px macroblock columns, so
+a tile is coded much as a lone 64 px clip is). Odd clips stay as rendered: a synthetic
+clip has far fewer than 256 colours, so the GIF round trip with its global palette gives
+back the very same pixels. The decoder learns to draw the clean rendered frame.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from torch import Tensor
 from nextframe.backbones.toy.recipe import Recipe
 from nextframe.config import SyntheticParams
 from nextframe.data.synthetic import (
+    BACKBONE,
     COLORS,
     MOTIONS,
     SCALES,
@@ -34,6 +37,7 @@ from nextframe.data.synthetic import (
     SPEEDS,
     ClipSpec,
     _pose,
+    caption_side,
     make_specs,
     render_clip,
 )
@@ -68,11 +72,24 @@ class Corpus:
         return len(self.captions)
 
 
+DRAWS_PER_CLIP = 4  # specs drawn per corpus clip: about half have a backbone-side caption
+
+
 def corpus_specs(recipe: Recipe) -> list[ClipSpec]:
+    """The first ``n_clips`` specs drawn from the corpus seed whose caption is on the
+    backbone's side of the caption partition (``synthetic.caption_side``): the pipeline
+    holds out only clips from the other side, so no val or test caption is in the corpus."""
     params = SyntheticParams(
-        n_clips=recipe.n_clips, n_frames=recipe.n_frames, fps=recipe.fps, size=recipe.size
+        n_clips=DRAWS_PER_CLIP * recipe.n_clips,
+        n_frames=recipe.n_frames,
+        fps=recipe.fps,
+        size=recipe.size,
     )
-    return make_specs(params, recipe.corpus_seed)
+    drawn = make_specs(params, recipe.corpus_seed)
+    specs = [spec for spec in drawn if caption_side(spec.caption()) == BACKBONE][: recipe.n_clips]
+    if len(specs) < recipe.n_clips:
+        raise ValueError(f"only {len(specs)} backbone-side captions in {len(drawn)} draws")
+    return specs
 
 
 def poses_of(spec: ClipSpec) -> np.ndarray:

@@ -5,27 +5,28 @@
   to read as what they are), then an MLP. The output is L2-normalised: the embedding
   lives on the sphere and a cosine is a dot product.
 - ``ImageDecoder``: embedding -> 64 px picture, the way the toy world's pictures are
-  made: a flat background colour, an object colour and a soft mask of where the object
-  is; the mask is an intersection of regions bounded by lines and conics that the
-  embedding places (see the class).
+  made: a flat background colour, an object colour and the coverage of a circle, square
+  or triangle that the embedding places, sizes and turns (see the class), so the three
+  shapes and a rotation are visible in what it draws.
 - ``TextTower``: tokens -> hidden states [T, D] (a bidirectional transformer; padding is
   masked out as keys but every position gets a state) and their masked mean, from which
-  three heads read: the text embedding (CLIP's projection), the prior (caption -> the
-  first frame's embedding) and, for training only, the last frame's embedding, which
-  needs the motion words: the first frame alone does not say whether a shape will grow
-  or shrink, or which way it will move.
+  two heads read, as in unCLIP: the text embedding (CLIP's projection) and the prior
+  (caption -> the embedding of its clip's first frame). Nothing maps a caption to a later
+  frame: the prior's target is the first frame, and the text embedding is trained only
+  contrastively against single frames, the way CLIP pairs a caption with an image.
 """
 
 from __future__ import annotations
+
+import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from nextframe.backbones.toy.recipe import Recipe
-
-BASIS = ("1", "x", "y", "x^2", "y^2", "xy")  # the decoder's per-pixel inputs
-REGION_SCALE = 4.0  # region coefficients start steep enough for edges a pixel or two wide
+from nextframe.data.synthetic import SHAPES
 
 
 def coordinates(size: int) -> Tensor:
@@ -64,42 +65,99 @@ class ImageEncoder(nn.Module):
         return F.normalize(self.head(features), dim=-1)
 
 
-class ImageDecoder(nn.Module):
-    """Embedding -> picture: a background colour, an object colour and the object's mask.
+class Drawing(NamedTuple):
+    """What the decoder reads from an embedding, for a batch of B pictures."""
 
-    The mask is a soft intersection of ``mask_units`` regions, each bounded by a line or a
-    conic whose coefficients the embedding sets (a one-piece CvxNet): at pixel p,
-    ``logit(p) = b - sum_u a_u softplus(c_u . (1, x, y, x^2, y^2, xy))``, so p is inside when
-    it is inside every active region. Lines make polygons, conics make discs, and moving,
-    turning or scaling the object is a smooth change of the coefficients.
+    colors: Tensor  # [B, 6] in [0, 1]: background RGB, object RGB
+    shape_logits: Tensor  # [B, 3], in SHAPES' order
+    centre: Tensor  # [B, 2]: x, y in [-1, 1] (the frame spans [-1, 1])
+    log_radius: Tensor  # [B]: log circumradius, in the same units
+    turns: Tensor  # [B, 4]: (cos 4a, sin 4a) of a square, (cos 3a, sin 3a) of a triangle
+
+
+class ImageDecoder(nn.Module):
+    """Embedding -> picture, drawn the way the toy world draws one: a background colour,
+    an object colour and the object's soft coverage of every pixel.
+
+    The embedding sets the object's parameters: which shape (a softmax over the three),
+    its centre, its circumradius and, for the square and the triangle, its orientation,
+    read as ``(cos k angle, sin k angle)`` with k the shape's symmetry order (the way the
+    image code holds it, so a turn by a symmetry is no change). Each shape's coverage is a
+    sigmoid of the pixel's signed distance to its outline, in pixels, at a learned edge
+    sharpness; the mask is the shapes' coverages weighted by the softmax. An embedding
+    between two shapes draws a blend of them; one that does not say which way the shape
+    is turned (a prior's) draws some orientation.
     """
 
     def __init__(self, recipe: Recipe) -> None:
         super().__init__()
-        self.size, self.units = recipe.size, recipe.mask_units
-        self.trunk = nn.Sequential(nn.Linear(recipe.dim, recipe.hidden), nn.GELU())
+        self.size = recipe.size
+        self.trunk = nn.Sequential(
+            nn.Linear(recipe.dim, recipe.hidden),
+            nn.GELU(),
+            nn.Linear(recipe.hidden, recipe.hidden),
+            nn.GELU(),
+        )
         self.colors = nn.Linear(recipe.hidden, 6)  # background RGB, object RGB
-        self.regions = nn.Linear(recipe.hidden, len(BASIS) * self.units)
-        self.weights = nn.Linear(recipe.hidden, self.units + 1)  # a_u (before softplus), b
-        x, y = coordinates(self.size).flatten(1)  # [P] each
-        basis = torch.stack([torch.ones_like(x), x, y, x * x, y * y, x * y], dim=1)
-        self.register_buffer("basis", basis, persistent=False)  # [P, 6]
+        self.shapes = nn.Linear(recipe.hidden, len(SHAPES))  # logits, in SHAPES' order
+        self.pose = nn.Linear(recipe.hidden, 3)  # centre x, y (tanh: [-1, 1]), log radius
+        self.turns = nn.Linear(recipe.hidden, 4)  # (cos 4a, sin 4a) square, (cos 3a, sin 3a)
+        self.log_sharpness = nn.Parameter(torch.tensor(0.5))  # sigmoid slope per pixel
+        self.register_buffer("grid", coordinates(self.size).flatten(1).T, persistent=False)
 
     def forward(self, embeds: Tensor) -> Tensor:
         """[B, D] (any norm) -> [B, 3, S, S] pictures in [0, 1]."""
-        background, color, logits = self.layers(embeds)
-        return background + (color - background) * torch.sigmoid(logits)
+        background, color, shapes, coverage = self.layers(self.describe(embeds))
+        return background + (color - background) * (shapes * coverage).sum(1, keepdim=True)
 
-    def layers(self, embeds: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """[B, D] -> background and object colours [B, 3, 1, 1], mask logits [B, 1, S, S]."""
+    def describe(self, embeds: Tensor) -> Drawing:
+        """[B, D] (any norm) -> the object's parameters (training also fits them directly)."""
         hidden = self.trunk(F.normalize(embeds, dim=-1))  # [B, H]
-        background, color = torch.sigmoid(self.colors(hidden))[:, :, None, None].split(3, dim=1)
-        regions = self.regions(hidden).view(-1, len(BASIS), self.units) * REGION_SCALE
-        weights = self.weights(hidden)
-        strengths, bias = F.softplus(weights[:, : self.units]), weights[:, self.units :]
-        outside = F.softplus(torch.matmul(self.basis, regions))  # [B, P, U]
-        logits = bias[:, None, :] - (outside * strengths[:, None, :]).sum(-1, keepdim=True)
-        return background, color, logits.view(-1, 1, self.size, self.size)
+        pose = self.pose(hidden)
+        return Drawing(
+            colors=torch.sigmoid(self.colors(hidden)),
+            shape_logits=self.shapes(hidden),
+            centre=torch.tanh(pose[:, :2]),
+            log_radius=pose[:, 2] - 1.5,  # a radius of about a fifth of the half side at first
+            turns=self.turns(hidden),
+        )
+
+    def layers(self, drawing: Drawing) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The drawing's background and object colours [B, 3, 1, 1], shape probabilities
+        [B, 3, 1, 1] and each shape's coverage [B, 3, S, S]."""
+        background, color = drawing.colors[:, :, None, None].split(3, dim=1)
+        shapes = torch.softmax(drawing.shape_logits, dim=-1)[:, :, None, None]
+        centre, radius = drawing.centre[:, None], drawing.log_radius.exp()[:, None]  # [B, 1, .]
+        turns = drawing.turns
+        square = torch.atan2(turns[:, 1], turns[:, 0]) / 4  # [B]
+        triangle = torch.atan2(turns[:, 3], turns[:, 2]) / 3
+        offset = self.grid - centre  # [B, P, 2], coordinates in [-1, 1]
+        distances = torch.stack(
+            [
+                radius - offset.norm(dim=-1),  # circle
+                radius / math.sqrt(2) - rotated(offset, square).abs().amax(-1),  # square
+                radius / 2 - edge_offsets(offset, triangle).amax(-1),  # triangle
+            ],
+            dim=1,
+        )  # [B, 3, P]: inside > 0
+        pixels = self.size / 2  # pixels per unit of the [-1, 1] coordinates
+        coverage = torch.sigmoid(distances * pixels * self.log_sharpness.exp())
+        return background, color, shapes, coverage.view(-1, len(SHAPES), self.size, self.size)
+
+
+def rotated(offset: Tensor, angle: Tensor) -> Tensor:
+    """[B, P, 2] points in the frame of a shape turned by ``angle`` [B] (the generator's u, v)."""
+    cos, sin = torch.cos(angle)[:, None], torch.sin(angle)[:, None]
+    x, y = offset.unbind(-1)
+    return torch.stack([x * cos + y * sin, -x * sin + y * cos], dim=-1)
+
+
+def edge_offsets(offset: Tensor, angle: Tensor) -> Tensor:
+    """[B, P, 3]: how far [B, P, 2] points lie along each edge normal of a triangle turned
+    by ``angle`` [B] (inside where all three are below the inradius)."""
+    normals = angle[:, None] + math.pi / 2 + 2 * math.pi * torch.arange(3) / 3  # [B, 3]
+    directions = torch.stack([torch.cos(normals), torch.sin(normals)], dim=-1)  # [B, 3, 2]
+    return offset @ directions.transpose(1, 2)
 
 
 class TextTower(nn.Module):
@@ -123,7 +181,6 @@ class TextTower(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.projection = nn.Linear(dim, dim)
         self.prior = head(dim, recipe.hidden)
-        self.last_frame = head(dim, recipe.hidden)
 
     def forward(self, input_ids: Tensor, attention_mask: Tensor) -> tuple[Tensor, Tensor]:
         """[B, T] tokens -> hidden states [B, T, D] and their masked mean [B, D]."""

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from nextframe.data.synthetic import COLORS
+from nextframe.data.synthetic import COLORS, inside_shape
 
 PALETTE = np.array(list(COLORS.values()), np.float32)  # [9, 3]
 PALETTE_NAMES = list(COLORS)
@@ -60,3 +60,37 @@ def described_colors(picture: np.ndarray) -> tuple[str, str | None]:
         return nearest_color(background), None
     core = pixels[distance >= 0.75 * distance.max()]
     return nearest_color(background), nearest_color(np.median(core, axis=0))
+
+
+# Orientations a shape is tried at (over its symmetry period; a circle has one)
+TRIED_ANGLES = {"circle": 1, "square": 24, "triangle": 32}
+AREA_PER_R2 = {"circle": math.pi, "square": 2.0, "triangle": 3 * math.sqrt(3) / 4}
+PERIOD = {"circle": 2 * math.pi, "square": math.pi / 2, "triangle": 2 * math.pi / 3}
+
+
+def match_shape(mask: np.ndarray) -> tuple[str, float, float] | None:
+    """(shape, angle, IoU) of the synthetic shape that best overlaps an object's mask [H, W].
+
+    Template matching that knows nothing of the truth: each shape is placed at the mask's
+    centroid (a regular shape's centroid is its centre), sized to the mask's area and
+    tried at every orientation of ``TRIED_ANGLES``; the best intersection-over-union wins.
+    A round blob matches the circle best whatever it was meant to be, so a decoder that
+    draws every shape as a blob names squares and triangles wrong. None if the mask is
+    empty.
+    """
+    found = centroid(mask)
+    if found is None:
+        return None
+    side = np.arange(mask.shape[0]) + 0.5  # pixel centres
+    x, y = side[None, :] - found[0], side[:, None] - found[1]  # [1, W], [H, 1]
+    area = float(mask.sum())
+    best: tuple[str, float, float] = ("circle", 0.0, -1.0)
+    for shape, count in TRIED_ANGLES.items():
+        angles = np.arange(count)[:, None, None] * PERIOD[shape] / count  # [A, 1, 1]
+        radius = math.sqrt(area / AREA_PER_R2[shape])
+        template = inside_shape(shape, x, y, radius, angles)  # [A, H, W]
+        overlap = (template & mask).sum(axis=(1, 2)) / (template | mask).sum(axis=(1, 2))
+        index = int(np.argmax(overlap))
+        if overlap[index] > best[2]:
+            best = (shape, float(angles[index, 0, 0]), float(overlap[index]))
+    return best

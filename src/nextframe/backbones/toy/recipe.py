@@ -18,7 +18,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 
-VERSION = 1
+VERSION = 2  # 2: a decoder that draws the three shapes; no last-frame head; corpus
+# captions only from the backbone's side of the caption partition (data.synthetic)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Recipe:
     # corpus: clips of the synthetic source, drawn from a seed the pipeline never uses
     # (download.seed defaults to 0) at the pipeline's defaults (24 frames, 8 fps, 64 px);
     # every other clip goes through the MP4 codec and back, as half the pipeline's clips do
+    # only clips whose caption is on the backbone's side of the caption partition (corpus.py)
     corpus_seed: int = 90_210
     n_clips: int = 1200
     n_frames: int = 24
@@ -40,7 +42,6 @@ class Recipe:
     text_layers: int = 2
     text_heads: int = 4
     encoder_channels: tuple[int, ...] = (16, 32, 64, 64)  # one stride-2 conv each: 64 -> 4 px
-    mask_units: int = 8  # regions (bounded by a line or a conic) the object's mask intersects
     hidden: int = 256
 
     # the code the image tower is taught (features.py): cos(e_a, e_b) = sum_f weight_f k_f(a, b)
@@ -54,22 +55,23 @@ class Recipe:
     size_sigma_log: float = 0.2
 
     # image towers (encoder and decoder, trained together)
-    image_steps: int = 1500
+    image_steps: int = 1200
     image_clips_per_batch: int = 16
     image_frames_per_clip: int = 4
     image_lr: float = 3e-3
     code_loss: float = 1.0  # squared distance of the embedding to the frame's code
     reconstruction_loss: float = 1.0
     mask_loss: float = 0.1  # cross-entropy of the decoder's mask against the object's coverage
+    parameter_loss: float = 0.1  # the decoder's reading of the object against the truth
+    clip_norm: float = 1.0  # gradient norm clip (see build.train_image_towers)
     decoder_noise: float = 0.02  # Gaussian noise on the decoder's input embedding, per dim
 
     # text tower and prior, trained against the frozen image tower (locked-image tuning)
-    text_steps: int = 400
+    text_steps: int = 800
     text_batch: int = 64
     text_lr: float = 2e-3
     temperature: float = 0.05
     prior_loss: float = 1.0
-    last_frame_loss: float = 1.0
 
     seed: int = 0
     threads: int = 1  # fixed: float sums can depend on how work is split between threads
