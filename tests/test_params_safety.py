@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.e2e  # runs dvc a dozen times (about 2 minutes)
+
 REPO = Path(__file__).resolve().parents[1]
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "nextframe tests",

@@ -511,6 +511,10 @@ class EvaluateParams(Section):
 class RuntimeParams(Section):
     threads: PositiveInt = 2
     """CPU threads of torch in every stage: results can depend on it, so it is a param"""
+    cpu_kernels: Literal["avx2", "native"] = "avx2"
+    """avx2: torch's CPU kernels capped at AVX2 (ATen, MKL in reproducible mode, oneDNN), so
+    any x86-64 CPU with AVX2 gives the same bytes; native: the fastest the CPU has, results
+    then differ between CPU kinds in the last bits"""
 
 
 class Params(Section):

@@ -8,7 +8,7 @@ file layout of its stage, and it declares in ``PARAMS`` the params keys it reads
 are the keys the stage's ``--help`` lists, its MLflow run logs and ``dvc.yaml`` names.
 
 ``run_stage`` is the same recipe for every stage script: load and validate params, fix
-the CPU threads, open the MLflow child run, do the work, log the summary (with ``seconds``)
+the CPU kernels and threads, open the MLflow child run, do the work, log the summary (with ``seconds``)
 and report. User errors exit 2 without a traceback; Ctrl-C exits 130 with the run KILLED.
 """
 
@@ -22,7 +22,7 @@ from typing import Annotated, Protocol
 import typer
 
 from nextframe.config import Params, ParamsError, describe_keys, load_params
-from nextframe.device import set_threads
+from nextframe.device import pin_cpu_kernels, set_threads
 from nextframe.errors import report_user_errors
 from nextframe.tracking import StageRun, stage_run
 
@@ -57,6 +57,7 @@ def run_stage(
     ``artifacts`` names the files to keep with the run, ``history`` the per-step values
     to log as metric histories (one key per series, the step as MLflow's step)."""
     params = load_params(params_file)
+    pin_cpu_kernels(params.runtime.cpu_kernels)
     set_threads(params.runtime.threads)
     started = time.perf_counter()
     with stage_run(stage, params.select(keys), params.model_dump(mode="json")) as run:
