@@ -9,7 +9,8 @@ are the keys the stage's ``--help`` lists, its MLflow run logs and ``dvc.yaml`` 
 
 ``run_stage`` is the same recipe for every stage script: load and validate params, fix
 the CPU kernels and threads, open the MLflow child run, do the work, log the summary
-(with ``seconds``) and report. User errors exit 2 without a traceback; Ctrl-C exits 130 with the run KILLED.
+(with ``seconds``) and report. User errors exit 2 without a traceback; Ctrl-C exits 130
+with the run KILLED.
 """
 
 from __future__ import annotations
