@@ -76,7 +76,7 @@ def test_a_perturbed_run_names_every_key_that_differs(committed: Path) -> None:
     def perturb(metrics: dict) -> None:
         metrics["splitter.step.psnr"] += 0.1  # rel 4e-3
         metrics["splitter.chain.cos_mean"] -= 0.005  # abs 5e-3
-        metrics["linear.step.direction_acc"] += 1 / 24  # one clip more: exact
+        metrics["splitter.step.direction_acc"] -= 1 / 29  # one clip fewer: exact
         metrics["splitter.step.cos_mean"] += 1e-4  # within tolerance: not named
         del metrics["truth.psnr"]
 
@@ -92,8 +92,8 @@ def test_a_perturbed_run_names_every_key_that_differs(committed: Path) -> None:
         line.split(": ")[1] for line in result.stdout.splitlines() if line.startswith("metrics/")
     ]
     assert sorted(named) == [
-        "linear.step.direction_acc",
         "splitter.chain.cos_mean",
+        "splitter.step.direction_acc",
         "splitter.step.psnr",
         "truth.psnr",
         "val_change_cosine.splitter.all",

@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-import yaml
 
-from nextframe.config import load_params
+from nextframe.config import ParamsError, load_params
 from nextframe.data.synthetic_captions import caption_words
 from nextframe.errors import UserError, report_user_errors
 
@@ -93,8 +92,8 @@ def sample(
         raise UserError(f"--params: {params_file} not found (run from the repository root)")
     try:
         params = load_params(params_file)
-    except yaml.YAMLError as exc:
-        raise UserError(f"--params: {params_file} is not valid YAML ({exc.problem})") from None
+    except ParamsError as exc:  # YAML syntax (with line and column), unknown key, bad value
+        raise UserError(f"--params: {exc}") from None
     written = sample_video(
         caption,
         out,
