@@ -45,7 +45,6 @@ def test_the_per_method_and_per_class_tables_come_from_the_methods_file(tmp_path
     """With a run's evaluate_methods.json the block gains every method with intervals
     (privileged ones marked) and a methods x classes table per metric; the README's block
     is then out of date, and --check says so."""
-    headline = json.loads((REPO / "metrics" / "evaluate.json").read_text())
     methods = {
         "by_class.left.n_clips": 2.0,
         "by_class.rotate.n_clips": 4.0,
@@ -59,6 +58,11 @@ def test_the_per_method_and_per_class_tables_come_from_the_methods_file(tmp_path
         "splitter-class_regression.step.cos_mean": -0.03,
         "splitter-class_regression.step.cos_mean.ci_low": -0.05,
         "splitter-class_regression.step.cos_mean.ci_high": -0.01,
+    }
+    headline = {  # the committed headline, less what the methods file below describes
+        key: value
+        for key, value in json.loads((REPO / "metrics" / "evaluate.json").read_text()).items()
+        if not key.startswith("class_regression.") and key not in methods
     }
     (tmp_path / "evaluate.json").write_text(json.dumps(headline))
     (tmp_path / "evaluate_methods.json").write_text(json.dumps(methods))
