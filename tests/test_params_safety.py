@@ -19,16 +19,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_pipeline_e2e import command
+from test_pipeline_e2e import run as run_ok
 
 pytestmark = pytest.mark.e2e  # runs dvc a dozen times (about 2 minutes)
 
 REPO = Path(__file__).resolve().parents[1]
-GIT_IDENTITY = {
-    "GIT_AUTHOR_NAME": "nextframe tests",
-    "GIT_AUTHOR_EMAIL": "tests@nextframe.invalid",
-    "GIT_COMMITTER_NAME": "nextframe tests",
-    "GIT_COMMITTER_EMAIL": "tests@nextframe.invalid",
-}
 PIPELINE = yaml.safe_load((REPO / "dvc.yaml").read_text())
 
 
@@ -48,24 +44,16 @@ def test_every_output_is_persistent() -> None:
     assert transient == []
 
 
+# the stages' `python` is the one running the tests (with its nextframe)
+TEST_PYTHON = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    # the stages' `python` is the one running the tests (with its nextframe)
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
-    return subprocess.run(
-        args,
-        cwd=cwd,
-        env={**os.environ, **GIT_IDENTITY, "PATH": path},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return command(args, cwd, timeout=300, env=TEST_PYTHON)
 
 
 def ok(args: list[str], cwd: Path) -> str:
-    result = run(args, cwd)
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout}{result.stderr}"
-    return result.stdout + result.stderr
+    return run_ok(args, cwd, timeout=300, env=TEST_PYTHON)
 
 
 def write_stand_ins(root: Path) -> None:
