@@ -1,7 +1,7 @@
 """Compare a reproduced run's metrics with the committed ones, within a stated tolerance.
 
-Byte identity of the outputs holds only on the CPU kind that made dvc.lock (docs/
-reproducibility.md): on another CPU the float kernels round differently and the metrics
+Byte identity of the outputs is promised only for the data stages (the README's "What
+reproduces"): on another CPU the float kernels round differently and the metrics
 move by about 1e-4. This script says whether a run reproduces the committed *results*:
 every ``metrics/*.json`` tracked by git at ``--ref`` (default HEAD) is compared key by key
 (nested keys dotted) with the file in the working tree, and every key outside its tolerance,

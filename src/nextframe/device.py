@@ -13,7 +13,7 @@ from nextframe.errors import UserError
 # What each library reads to choose its CPU kernels: ATen's own vectorised kernels, MKL's
 # (matmul, and exp/tanh through its vector maths) in conditional-numerical-reproducibility
 # mode, and oneDNN's (convolutions). Capping all three at AVX2 gives the same bits on an
-# AVX-512 CPU as on an AVX2-only one (benchmarks/cpu_numerics.py; docs/reproducibility.md).
+# AVX-512 CPU as on an AVX2-only one (benchmarks/cpu_numerics.py; the README's "What reproduces").
 CPU_KERNELS = {
     "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2", "ONEDNN_MAX_CPU_ISA": "AVX2"},
     "native": {},
