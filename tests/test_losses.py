@@ -83,3 +83,21 @@ def test_rot_is_the_batch_mean_of_the_explicit_rotation_term() -> None:
         values.append(float(moved @ moved))
     assert math.isclose(terms.rot.item(), sum(values) / 4, rel_tol=1e-4)
     assert math.isclose(terms.total.item(), terms.rot.item(), rel_tol=1e-6)
+
+
+def test_row_scale_weighs_each_row_by_its_own_change_with_a_floor() -> None:
+    """scale: row is the mean of |d - d'|^2 / max(|d|^2, floor * mean |d|^2), by hand."""
+    start = torch.zeros(3, 2)
+    target = torch.tensor([[4.0, 0.0], [0.0, 0.4], [0.0, 0.001]])  # big, small, ~no change
+    prediction = torch.tensor([[3.0, 0.0], [0.0, 0.3], [0.0, 0.0]])
+    probe = torch.tensor([1.0, 0.0])
+    sizes = [16.0, 0.16, 1e-6]
+    floor_value = 0.1 * sum(sizes) / 3
+    errors = [1.0, 0.01, 1e-6]
+    expected = sum(e / max(s, floor_value) for e, s in zip(errors, sizes, strict=True)) / 3
+    weights = LossWeights(mse=1.0, cos=0.0, rot=0.0, scale="row", floor=0.1)
+    terms = change_loss(start, prediction, target, weights, probe)
+    assert math.isclose(terms.mse.item(), expected, rel_tol=1e-5)
+    # batch scale: the small change's 25% error is 100x lighter than the big one's 25%
+    batch = change_loss(start, prediction, target, LossWeights(mse=1.0, cos=0.0, rot=0.0), probe)
+    assert math.isclose(batch.mse.item(), sum(errors) / sum(sizes), rel_tol=1e-5)

@@ -299,6 +299,13 @@ class LossWeights(Section):
     """weight of 1 - cos(predicted change, true change)"""
     rot: NonNegativeFloat = 0.1
     """weight of |(R - I) u|^2, R the rotation from true to predicted change"""
+    scale: Literal["batch", "row"] = "batch"
+    """what the squared error is relative to: batch (the targets' squared norm, summed over
+    the batch, so the large changes of translations dominate) | row (each row's own true
+    change, so a shrink or a rotation weighs as much as a translation)"""
+    floor: NonNegativeFloat = 0.1
+    """row scale only: each row's |true change|^2 is floored at this fraction of the batch's
+    mean, so rows with almost no change (small rises) are not blown up"""
 
 
 TrainMode = Literal["normal", "back", "rotation", "diff", "all"]

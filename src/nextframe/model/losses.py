@@ -55,12 +55,27 @@ def change_loss(
     D = 128 as at D = 1280."""
     true_change = start - target  # [B, D]
     predicted_change = start - prediction  # [B, D]
-    error = (true_change - predicted_change).square().sum()
-    mse = error / target.square().sum().clamp(min=1e-12)
+    if weights.scale == "row":
+        mse = row_scaled_error(true_change, predicted_change, weights.floor)
+    else:
+        error = (true_change - predicted_change).square().sum()
+        mse = error / target.square().sum().clamp(min=1e-12)
     cos = (1 - rotation.cosine(true_change, predicted_change)).mean()
     rot = rotation.rotation_loss(true_change, predicted_change, probe).mean()
     total = weights.mse * mse + weights.cos * cos + weights.rot * rot
     return LossTerms(mse=mse, cos=cos, rot=rot.to(mse.dtype), total=total)
+
+
+def row_scaled_error(true_change: Tensor, predicted_change: Tensor, floor: float) -> Tensor:
+    """Mean over rows of ``|d - d'|^2 / max(|d|^2, floor * mean_B |d|^2)`` ([B, D] -> scalar).
+
+    Rotations and size changes move a unit embedding 10-100x less than translations; relative
+    to the batch's total they vanish from the error and the model learns translation alone.
+    Relative to each row's own change, every row asks for its own direction and size. The
+    floor keeps rows with next to no change (a tiny rise) from dominating instead."""
+    size = true_change.square().sum(dim=-1)  # [B]
+    scale = torch.maximum(size, (floor * size.mean()).clamp(min=1e-12))  # [B]
+    return ((true_change - predicted_change).square().sum(dim=-1) / scale).mean()
 
 
 def change_cosine(start: Tensor, prediction: Tensor, target: Tensor) -> Tensor:
