@@ -10,6 +10,7 @@ import typer
 from nextframe.config import ParamsError, load_params
 from nextframe.data.synthetic_captions import caption_words
 from nextframe.errors import UserError, report_user_errors
+from nextframe.methods.registry import method_names
 
 app = typer.Typer(add_completion=False, help="nextframe: text-to-video by steps in time.")
 backbone_app = typer.Typer(add_completion=False, help="Backbones: build the toy one.")
@@ -51,7 +52,7 @@ def sample(
     method: Annotated[
         str,
         typer.Option(
-            help="splitter or a baseline: copy_start, mean_frame, nearest_clip, linear, slerp"
+            help="any method of generate.methods: " + ", ".join(method_names())
         ),
     ] = "splitter",
     rollout: Annotated[

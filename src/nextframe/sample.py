@@ -99,8 +99,8 @@ def sample_video(
     models_dir: Path,
     n_frames: int,
     method: str = "splitter",
-    kind: str = "chain",
-    decoder_name: str = "retrieval",
+    kind: str = "step",
+    decoder_name: str = "backbone",
     outputs: PipelineOutputs | None = None,
     warn: Callable[[str], None] = warn_on_stderr,
 ) -> Path:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import torch
@@ -351,7 +351,6 @@ class TrainResult:
     model: Splitter
     history: list[dict[str, float]]  # one row per epoch
     best_epoch: int
-    val_scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
 def train_splitter(

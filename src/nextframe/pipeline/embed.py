@@ -192,10 +192,6 @@ def load_image(path: Path) -> Image.Image:
         return image.convert("RGB")
 
 
-def load_images(paths: list[Path]) -> list[Image.Image]:
-    return [load_image(path) for path in paths]
-
-
 @dataclass
 class LoadedBatch:
     """A batch's decoded frames: ``pixels`` holds the rows at ``positions`` of the batch, the
