@@ -50,7 +50,7 @@ def test_training_from_the_mapped_tables_gives_the_in_memory_weights(
 ) -> None:
     """Clips of 3 to 6 frames (uneven: batches pad to their own longest clip), every mode
     (diff runs the model inside batch assembly), tables in row groups of 5 rows."""
-    monkeypatch.setattr(store, "GROUP_BYTES", 5 * (8 * 32 * 2 + 2 * 32 * 4))
+    monkeypatch.setattr("nextframe.store.writer.GROUP_BYTES", 5 * (8 * 32 * 2 + 2 * 32 * 4))
     manifest_path, embeddings = write_synthetic_tables(tmp_path, n_clips=24)
     images = pq.read_table(embeddings / "images.parquet")
     keep = np.array(

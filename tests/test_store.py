@@ -87,7 +87,7 @@ def test_a_per_clip_texts_table_is_refused_with_what_to_do(tmp_path: Path) -> No
 @pytest.fixture
 def small_groups(monkeypatch: pytest.MonkeyPatch) -> None:
     """Row groups of a few rows, so reads cross row groups in a small table."""
-    monkeypatch.setattr(store, "GROUP_BYTES", 3 * (77 * 8 * 2 + 2 * 8 * 4))
+    monkeypatch.setattr("nextframe.store.writer.GROUP_BYTES", 3 * (77 * 8 * 2 + 2 * 8 * 4))
 
 
 def test_mapped_store_round_trips_exactly_in_any_order(tmp_path: Path, small_groups) -> None:
