@@ -51,9 +51,7 @@ def sample(
     ] = Path("sample.gif"),
     method: Annotated[
         str,
-        typer.Option(
-            help="any method of generate.methods: " + ", ".join(method_names())
-        ),
+        typer.Option(help="any method of generate.methods: " + ", ".join(method_names())),
     ] = "splitter",
     rollout: Annotated[
         str,
