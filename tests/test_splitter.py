@@ -252,3 +252,23 @@ def test_bad_config_is_refused() -> None:
         Splitter(SplitterConfig(dim=4, text_length=2, variant="attention"))
     with pytest.raises(ValueError, match="last width must be 1"):
         SplitterParams(widths=[8, 2])
+
+
+@pytest.mark.parametrize("variant", ["seed", "increment", "timed"])
+def test_pooled_reads_the_text_embedding_and_only_then(variant: str) -> None:
+    """With ``pooled`` the output depends on the pooled text embedding (and it must be
+    passed); without it the embedding is ignored, so old models keep their outputs."""
+    hidden, start, rise = inputs()
+    text, other = torch.randn(2, 4, 24, generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(0)
+    pooled = Splitter(
+        SplitterConfig.from_params(
+            SplitterParams(variant=variant, output="target", pooled=True), dim=24, text_length=5
+        )
+    ).eval()
+    assert not torch.allclose(pooled(hidden, start, rise, text), pooled(hidden, start, rise, other))
+    with pytest.raises(ValueError, match="text_embed"):
+        pooled(hidden, start, rise)
+    plain = make(variant, "target").eval()
+    torch.testing.assert_close(plain(hidden, start, rise, text), plain(hidden, start, rise, other))
+    torch.testing.assert_close(plain(hidden, start, rise, text), plain(hidden, start, rise))

@@ -282,6 +282,9 @@ class SplitterParams(Section):
     """timed: attention heads pooling the text tokens (must divide D)"""
     frequencies: NonNegativeInt = 6
     """timed: sin/cos octaves of the rise fed to every block"""
+    pooled: bool = False
+    """also read the caption's pooled text embedding (the input ridge reads), beside the
+    hidden states"""
 
     @model_validator(mode="after")
     def _mix_down_to_one(self) -> SplitterParams:

@@ -34,6 +34,7 @@ class SplitterMethod(PredictorMethod):
                 hidden_states.to(self.device, torch.float32),
                 start.to(self.device, torch.float32),
                 rise.to(self.device, torch.float32),
+                text_embed.to(self.device, torch.float32),
             )
 
     @classmethod

@@ -2,7 +2,9 @@
 
 Inputs: the caption's text hidden states ``h`` [B, T, D], a start embedding [B, D] (the
 prior's embedding of the caption, a real frame, or the model's own last prediction) and
-the rise [B] (signed time from start to target over the clip's last frame index).
+the rise [B] (signed time from start to target over the clip's last frame index); with
+``pooled``, also the caption's pooled text embedding ``t`` [B, D] (what ``ridge`` reads),
+one more token for seed/increment and one more input of the timed MLP.
 
     tokens = [h_1 .. h_T, W_s start, w_r rise]      # [B, T + 2, D]
     tokens = tokens / |tokens| over the token axis  # every channel a unit column
@@ -65,6 +67,7 @@ class SplitterConfig:
     depth: int = 3  # timed: residual blocks
     heads: int = 4  # timed: attention heads pooling the text
     frequencies: int = 6  # timed: Fourier features of the rise
+    pooled: bool = False  # also read the pooled text embedding
 
     @classmethod
     def from_params(cls, params: SplitterParams, dim: int, text_length: int) -> SplitterConfig:
@@ -80,6 +83,7 @@ class SplitterConfig:
             depth=params.depth,
             heads=params.heads,
             frequencies=params.frequencies,
+            pooled=params.pooled,
         )
 
 
@@ -159,17 +163,22 @@ class TimedMixer(nn.Module):
         self.frequencies = config.frequencies
         self.query = nn.Linear(dim + features, dim)
         self.attend = nn.MultiheadAttention(dim, config.heads, batch_first=True)
-        self.inputs = nn.Linear(3 * dim, width)
+        self.inputs = nn.Linear((4 if config.pooled else 3) * dim, width)
         self.blocks = nn.ModuleList(
             FilmBlock(width, features, config.dropout) for _ in range(config.depth)
         )
         self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, dim))
 
-    def forward(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
+    def forward(
+        self, hidden_states: Tensor, start: Tensor, rise: Tensor, pooled: list[Tensor]
+    ) -> Tensor:
+        # pooled: [] or [the text embedding [B, D]]
         features = time_features(rise, self.frequencies)  # [B, F]
         query = self.query(torch.cat([start, features], dim=-1)).unsqueeze(1)  # [B, 1, D]
         text, _ = self.attend(query, hidden_states, hidden_states, need_weights=False)
-        x = self.inputs(torch.cat([start, text.squeeze(1), hidden_states.mean(dim=1)], -1))
+        x = self.inputs(
+            torch.cat([start, text.squeeze(1), hidden_states.mean(dim=1), *pooled], -1)
+        )  # [B, 3D or 4D] -> [B, H]
         for block in self.blocks:
             x = block(x, features)  # [B, H]
         return self.out(x)  # [B, D]
@@ -193,20 +202,27 @@ class Splitter(nn.Module):
         if config.variant == "timed":
             self.timed = TimedMixer(config)
             return
-        dim, tokens = config.dim, config.text_length + 2
+        dim, tokens = config.dim, config.text_length + (3 if config.pooled else 2)
         self.start_proj = nn.Linear(dim, dim)  # start embedding -> one token
         self.rise_proj = nn.Linear(1, dim)  # rise -> one token
         self.step_embed = nn.Linear(1, dim) if config.variant == "increment" else None
         builder = increment_mixer if config.variant == "increment" else seed_mixer
         self.mix = builder(tokens, config)
 
-    def forward(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
-        # hidden_states [B, T, D], start [B, D], rise [B]
+    def forward(
+        self, hidden_states: Tensor, start: Tensor, rise: Tensor, text_embed: Tensor | None = None
+    ) -> Tensor:
+        # hidden_states [B, T, D], start [B, D], rise [B], text_embed [B, D] (read if pooled)
         rise = rise.to(start.dtype)
+        pooled: list[Tensor] = []
+        if self.config.pooled:
+            if text_embed is None:
+                raise ValueError("this splitter reads the pooled text embedding: pass text_embed")
+            pooled = [text_embed.to(start.dtype)]
         if self.config.variant == "timed":
-            mixed = self.timed(hidden_states, start, rise)  # [B, D]
+            mixed = self.timed(hidden_states, start, rise, pooled)  # [B, D]
         else:
-            mixed = self.token_mix(hidden_states, start, rise.unsqueeze(-1))
+            mixed = self.token_mix(hidden_states, start, rise.unsqueeze(-1), pooled)
         rise = rise.unsqueeze(-1)  # [B, 1]
         if self.config.output == "residual":
             return start + mixed
@@ -214,13 +230,16 @@ class Splitter(nn.Module):
             return start + rise * mixed
         return mixed
 
-    def token_mix(self, hidden_states: Tensor, start: Tensor, rise: Tensor) -> Tensor:
-        """The seed and increment variants: [B, T, D], [B, D], [B, 1] -> [B, D]."""
+    def token_mix(
+        self, hidden_states: Tensor, start: Tensor, rise: Tensor, pooled: list[Tensor]
+    ) -> Tensor:
+        """The seed and increment variants: [B, T, D], [B, D], [B, 1], [] or [[B, D]] -> [B, D]."""
         if self.step_embed is not None:
             hidden_states = hidden_states + self.step_embed(rise).unsqueeze(1)  # [B, T, D]
         start_token = self.start_proj(start).unsqueeze(1)  # [B, 1, D]
         rise_token = self.rise_proj(rise).unsqueeze(1)  # [B, 1, D]
-        tokens = torch.cat([hidden_states, start_token, rise_token], dim=1)  # [B, T + 2, D]
+        extra = [vector.unsqueeze(1) for vector in pooled]  # [] or [[B, 1, D]]
+        tokens = torch.cat([hidden_states, start_token, rise_token, *extra], dim=1)  # [B, T+2|3, D]
         tokens = F.normalize(tokens, dim=1)  # unit norm over the token axis, per channel
         return self.mix(tokens.transpose(1, 2)).squeeze(-1)  # [B, D, T + 2] -> [B, D]
 

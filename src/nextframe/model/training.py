@@ -239,6 +239,7 @@ class Inputs:
 def chain_to_base(
     model: Splitter,
     hidden: Tensor,
+    text_embed: Tensor,
     prior: Tensor,
     text_weight: Tensor,
     rises: Tensor,
@@ -246,7 +247,8 @@ def chain_to_base(
     blend_q: float,
 ) -> Tensor:
     """The chain rollout from the prior through frames 1..base, as generation runs it with a
-    fixed anchor: [N, T, D] tokens, [N, D] prior, [N] weight, [N, F] rises, [N] base -> [N, D].
+    fixed anchor: [N, T, D] tokens, [N, D] pooled text, [N, D] prior, [N] weight, [N, F] rises,
+    [N] base -> [N, D].
 
     Fed only one-shot predictions, the model never sees the drift of its own chain; trained
     from here it learns to step on from where its rollout really is (scheduled sampling)."""
@@ -257,7 +259,7 @@ def chain_to_base(
             hidden[active], text_weight[active], prior[active], last[active], blend_q
         )  # [A, T, D]
         rise = rises[active, step] - rises[active, step - 1]  # [A]
-        last[active] = model(tokens, last[active], rise)
+        last[active] = model(tokens, last[active], rise, text_embed[active])
     return last
 
 
@@ -271,6 +273,7 @@ def make_inputs(
     )
     hidden = clips.hidden_states[clip]  # [B, T, D]
     prior = clips.prior_embed[clip]  # [B, D]
+    text_embed = clips.text_embed[clip]  # [B, D]
     first = clips.frames[clip, 0]  # [B, D]
     base_frame = clips.frames[clip, base]  # [B, D]
     start = prior.clone()
@@ -286,12 +289,13 @@ def make_inputs(
             blend_q,
         )
         start[rotated] = moved
-    text_weight = cosine(prior, clips.text_embed[clip])  # [B]
+    text_weight = cosine(prior, text_embed)  # [B]
     diff = mode == MODES.index("diff")
     if diff.any() and diff_rows == "rollout":
         start[diff] = chain_to_base(
             model,
             hidden[diff],
+            text_embed[diff],
             prior[diff],
             text_weight[diff],
             clips.rises[clip[diff]],
@@ -302,7 +306,9 @@ def make_inputs(
         was_training = model.training
         model.eval()
         with torch.no_grad():
-            start[diff] = model(hidden[diff], prior[diff], clips.rises[clip[diff], base[diff]])
+            start[diff] = model(
+                hidden[diff], prior[diff], clips.rises[clip[diff], base[diff]], text_embed[diff]
+            )
         model.train(was_training)
     hidden = follow(hidden, text_weight, prior, start, blend_q)
     rise = clips.rises[clip, target] - clips.rises[clip, base]  # [B], seconds / span
@@ -311,7 +317,7 @@ def make_inputs(
         start=start,  # carries the gradient of a diff rollout's chain, if any
         target=clips.frames[clip, target],
         rise=rise,
-        text_embed=clips.text_embed[clip],
+        text_embed=text_embed,
     )
 
 
@@ -338,7 +344,7 @@ def evaluate_loss(
             inputs = make_inputs(
                 *clips.batch(plan.subset(index)), model, params.blend_q, params.diff
             )
-            prediction = model(inputs.hidden_states, inputs.start, inputs.rise)
+            prediction = model(inputs.hidden_states, inputs.start, inputs.rise, inputs.text_embed)
             terms.append(
                 change_loss(inputs.start, prediction, inputs.target, params.loss, probe).as_floats()
             )
@@ -400,7 +406,9 @@ def train_splitter(
             inputs = make_inputs(
                 *train_set.batch(plan.subset(index)), model, params.blend_q, params.diff
             )
-            prediction = model(inputs.hidden_states, inputs.start, inputs.rise)  # [B, D]
+            prediction = model(
+                inputs.hidden_states, inputs.start, inputs.rise, inputs.text_embed
+            )  # [B, D]
             loss = change_loss(inputs.start, prediction, inputs.target, params.loss, probe)
             optimizer.zero_grad(set_to_none=True)
             loss.total.backward()
