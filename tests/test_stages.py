@@ -41,7 +41,7 @@ def test_help_lists_every_params_key_it_reads_with_its_value(stage: str) -> None
     described = describe_keys(params, keys)
     assert described, stage
     for item in described:
-        assert item.meaning, f"{item.key} has no docstring in config.py"
+        assert item.meaning, f"{item.key} has no docstring in nextframe.config"
         line = next((line for line in result.output.splitlines() if f" {item.key} = " in line), "")
         assert line, f"{stage} --help does not list {item.key}"
         assert repr(item.value) in line and item.meaning in line, line
