@@ -1,7 +1,7 @@
 """Privileged baselines: they know the synthetic generator's (motion, speed, size) labels.
 
 They read the labels from the captions (``data.synthetic.caption_attributes``), at fit time
-and at rollout, so they exist for the synthetic source only (``config.py`` refuses them for
+and at rollout, so they exist for the synthetic source only (``nextframe.config`` refuses them for
 other sources). No method that reads only what a real caption says can know these labels
 exactly; the README reports them beside the honest baselines, not among them.
 

@@ -1,7 +1,7 @@
 """Every method by name: what it is and where its class lives, without importing torch.
 
 A method is any way of making a rollout (the splitter, a baseline, a learned competitor);
-``base.Method`` is its surface. ``config.py`` validates ``generate.methods`` against this
+``base.Method`` is its surface. ``nextframe.config`` validates ``generate.methods`` against this
 table at start-up (so it must stay importable without torch), the train stage fits the
 listed methods, generate rolls them out, evaluate scores what they made and the README's
 tables list them in this order. Adding a method is one module and one line here.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class MethodInfo:
     """A registry entry. ``target`` is ``.module:Class`` (a module of this package) or
-    ``package.module:Class``, imported on first use by ``load_class``: ``config.py`` reads
+    ``package.module:Class``, imported on first use by ``load_class``: ``nextframe.config`` reads
     the registry without importing any method, so a stage that only validates params does
     not depend on the methods' code."""
 
