@@ -117,8 +117,8 @@ def measure(root: Path, steps: int, warmup: int, batch: int, threads: int) -> di
 
     from nextframe.config import TrainParams
     from nextframe.model.losses import change_loss, probe_vector
+    from nextframe.model.rows import MODES, make_inputs, plan_rows
     from nextframe.model.splitter import Splitter, SplitterConfig
-    from nextframe.model.training import MODES, make_inputs, plan_rows
     from nextframe.pipeline.train import load_dataset
 
     torch.set_num_threads(threads)

@@ -15,9 +15,9 @@ from nextframe.errors import UserError
 from nextframe.methods.baselines import fit_mean_motion
 from nextframe.methods.loading import load_methods, method_dir
 from nextframe.methods.registry import load_class
+from nextframe.model.clips import rises_from_times
 from nextframe.model.rotation import cosine, plane, rotate_by
 from nextframe.model.splitter import Splitter, SplitterConfig
-from nextframe.model.training import rises_from_times
 
 NAMES = ("copy_start", "mean_frame", "nearest_clip", "linear", "slerp")
 

@@ -11,7 +11,8 @@ import torch
 from test_training import _tiny_params, write_synthetic_tables
 
 from nextframe import store
-from nextframe.model.training import ClipSet, rises_from_times, train_splitter
+from nextframe.model.clips import ClipSet, rises_from_times
+from nextframe.model.training import train_splitter
 from nextframe.pipeline.train import load_dataset
 
 

@@ -28,21 +28,13 @@ from nextframe.methods.base import PredictorMethod
 from nextframe.methods.loading import load_methods
 from nextframe.methods.splitter import SplitterMethod
 from nextframe.model import training
+from nextframe.model.clips import ClipSet, rises_from_times
 from nextframe.model.losses import probe_vector
 from nextframe.model.rollout import Conditioning, chain_rollout
 from nextframe.model.rotation import blend, cosine, rotate_by
+from nextframe.model.rows import MODES, make_inputs, plan_rows, sample_frames
 from nextframe.model.splitter import Splitter, SplitterConfig
-from nextframe.model.training import (
-    MODES,
-    ClipSet,
-    evaluate_loss,
-    lr_factor,
-    make_inputs,
-    plan_rows,
-    rises_from_times,
-    sample_frames,
-    train_splitter,
-)
+from nextframe.model.training import evaluate_loss, lr_factor, train_splitter
 from nextframe.pipeline.train import load_dataset
 
 DIM, TEXT_LENGTH = 32, 8

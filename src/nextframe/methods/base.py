@@ -31,7 +31,8 @@ from nextframe.model.rollout import ROLLOUT_BATCH, Anchor, Conditioning, Rollout
 
 if TYPE_CHECKING:
     from nextframe.config import Params
-    from nextframe.model.training import ClipSet, ClipSource, EpochCallback
+    from nextframe.model.clips import ClipSet, ClipSource
+    from nextframe.model.training import EpochCallback
 
 
 @dataclass

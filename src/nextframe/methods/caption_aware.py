@@ -32,9 +32,9 @@ from nextframe.config import Params
 from nextframe.methods.base import FitData, PredictorMethod, Rolled, RolloutContext
 from nextframe.methods.baselines import interpolate_frames, valid_frames
 from nextframe.methods.files import load_method_files, save_method_files
+from nextframe.model.clips import ClipSet
 from nextframe.model.rollout import Conditioning, Rollout
 from nextframe.model.rotation import rotate_fraction
-from nextframe.model.training import ClipSet
 
 RIDGE_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # lambda / rows (features scaled to RMS 1)
 ROW_BATCH = 4096  # rows per accumulation of the normal equations

@@ -29,8 +29,8 @@ from nextframe.methods.base import FitData, Rolled, RolloutContext
 from nextframe.methods.baselines import valid_frames
 from nextframe.methods.caption_aware import ReplayChange, from_prior, prior_rows, replay_tensors
 from nextframe.methods.files import load_method_files, save_method_files
+from nextframe.model.clips import ClipSet
 from nextframe.model.rollout import Conditioning, Rollout
-from nextframe.model.training import ClipSet
 
 
 def labels_of(data: FitData, clip_ids: list[str], method: str) -> list[tuple[str, str, str]]:

@@ -38,8 +38,8 @@ from nextframe.methods.base import FitData, Rolled, RolloutContext
 from nextframe.methods.baselines import interpolate_frames
 from nextframe.methods.caption_aware import from_prior, replay_tensors
 from nextframe.methods.files import load_method_files, save_method_files
+from nextframe.model.clips import ClipSet
 from nextframe.model.rollout import Conditioning, Rollout, even_rises
-from nextframe.model.training import ClipSet
 from nextframe.model.trajectory_gan import (
     GanConfig,
     Generator,

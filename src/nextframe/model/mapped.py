@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nextframe.model.training import ClipSet, Plan, rises_from_times
+from nextframe.model.clips import ClipSet, Plan, rises_from_times
 from nextframe.store import FrameIndex, TextEmbeddings, TextTable
 
 

@@ -43,7 +43,7 @@ from nextframe.model.splitter import time_features
 
 if TYPE_CHECKING:
     from nextframe.config import TrajectoryGanParams
-    from nextframe.model.training import ClipSet
+    from nextframe.model.clips import ClipSet
 
 
 @dataclass(frozen=True)

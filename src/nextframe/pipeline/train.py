@@ -31,8 +31,9 @@ from nextframe.methods.loading import fit_methods, method_dir
 from nextframe.methods.registry import applicable
 from nextframe.model.losses import TERMS
 from nextframe.model.mapped import MappedClipSet
+from nextframe.model.rows import active_modes, plan_rows
 from nextframe.model.splitter import count_parameters
-from nextframe.model.training import EpochCallback, active_modes, plan_rows, score_methods
+from nextframe.model.training import EpochCallback, score_methods
 from nextframe.store import (
     atomic_path,
     read_frame_index,
