@@ -15,6 +15,7 @@ from nextframe.model.splitter import (
     Splitter,
     SplitterConfig,
     count_parameters,
+    rise_polynomial,
     time_features,
 )
 
@@ -272,3 +273,51 @@ def test_pooled_reads_the_text_embedding_and_only_then(variant: str) -> None:
     plain = make(variant, "target").eval()
     torch.testing.assert_close(plain(hidden, start, rise, text), plain(hidden, start, rise, other))
     torch.testing.assert_close(plain(hidden, start, rise, text), plain(hidden, start, rise))
+
+
+@pytest.mark.parametrize("variant", ["seed", "timed"])
+@pytest.mark.parametrize("output", ["target", "residual"])
+def test_linear_path_adds_ridge_features_times_its_matrix(variant: str, output: str) -> None:
+    """``linear``: the output is the network's own plus [1, t, s] x [1, r, r^2] times the
+    path's matrix, by a hand computation row by row; zero at initialisation, so training
+    starts from the plain network's function; it needs the pooled text embedding."""
+    hidden, start, rise = inputs()
+    text = torch.randn(4, 24, generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(0)
+    params = SplitterParams(variant=variant, output=output, linear=True)
+    model = Splitter(SplitterConfig.from_params(params, dim=24, text_length=5)).eval()
+    assert model.linear is not None and model.linear.weight.shape == (24, 3 * 49)
+    with torch.no_grad():
+        at_init = model(hidden, start, rise, text)
+        model.linear.weight.normal_(generator=torch.Generator().manual_seed(3))
+        weights = model.linear.weight.double()  # [D, P]
+        expected = []
+        for row in range(4):
+            base = [1.0, *text[row].double().tolist(), *start[row].double().tolist()]
+            r = float(rise[row])
+            phi = torch.tensor([v * r**power for power in (0, 1, 2) for v in base])  # [P]
+            expected.append(at_init[row].double() + weights @ phi.double())
+        torch.testing.assert_close(
+            model(hidden, start, rise, text).double(), torch.stack(expected), rtol=1e-5, atol=1e-4
+        )
+    mixed = model.timed(hidden, start, rise, []) if variant == "timed" else None
+    if mixed is not None:
+        torch.testing.assert_close(at_init, model.shape_output(mixed, start, rise))
+    with pytest.raises(ValueError, match="text_embed"):
+        model(hidden, start, rise)
+
+
+def test_rise_polynomial_is_ridges_features() -> None:
+    """One definition serves the splitter's linear path and the ridge baseline."""
+    from nextframe.methods.caption_aware import ridge_features
+
+    text, start = torch.randn(2, 3, 4, generator=torch.Generator().manual_seed(4))
+    rise = torch.tensor([0.0, 0.5, -1.0])
+    features = ridge_features(text, start, rise, False)
+    assert features.dtype == torch.float64 and features.shape == (3, 2 * 9)
+    torch.testing.assert_close(
+        features[:, :9], rise_polynomial(text, start, rise, True)[:, 9:18].double()
+    )
+    torch.testing.assert_close(
+        features[1, 9:], (0.25 * torch.cat([torch.ones(1), text[1], start[1]])).double()
+    )

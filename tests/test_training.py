@@ -32,7 +32,7 @@ from nextframe.model.clips import ClipSet, rises_from_times
 from nextframe.model.losses import probe_vector
 from nextframe.model.rollout import Conditioning, chain_rollout
 from nextframe.model.rotation import blend, cosine, rotate_by
-from nextframe.model.rows import MODES, make_inputs, plan_rows, sample_frames
+from nextframe.model.rows import MODES, active_modes, make_inputs, plan_rows, sample_frames
 from nextframe.model.splitter import Splitter, SplitterConfig
 from nextframe.model.training import evaluate_loss, lr_factor, train_splitter
 from nextframe.pipeline.train import load_dataset
@@ -220,6 +220,8 @@ def test_each_mode_has_its_documented_start_target_and_rise() -> None:
             assert (plan.base[rows] == last[rows]).all()
             assert (rise < 0).all() and (rise >= -1).all()
             torch.testing.assert_close(start, clips.frames[plan.clip[rows], plan.base[rows]])
+        elif mode == "forward":  # a real earlier frame, as ridge's rows
+            torch.testing.assert_close(start, clips.frames[plan.clip[rows], plan.base[rows]])
         else:
             assert (plan.target[rows] > plan.base[rows]).all()
             assert (rise > 0).all() and (rise <= 1).all()
@@ -255,8 +257,14 @@ def test_each_mode_has_its_documented_start_target_and_rise() -> None:
             torch.testing.assert_close(inputs.hidden_states[rows], expected_hidden)
             if mode != "rotation" or bool((plan.base[rows] > 0).all()):
                 assert (inputs.hidden_states[rows] - hidden).abs().amax() > 0.01
-    # normal: every sampled frame; back: all but the last; rotation/diff: all but frame 0
-    assert seen == {"normal": 19, "back": 16, "rotation": 16, "diff": 16}
+    # normal: every sampled frame; back: all but the last; rotation/diff/forward: all but frame 0
+    assert seen == {"normal": 19, "back": 16, "rotation": 16, "diff": 16, "forward": 16}
+
+
+def test_modes_are_taken_in_table_order_and_all_is_every_mode() -> None:
+    assert active_modes(["all"]) == ("normal", "back", "rotation", "diff", "forward")
+    assert active_modes(["forward", "all"]) == MODES
+    assert active_modes(["forward", "normal"]) == ("normal", "forward")  # whatever the order given
 
 
 def test_rollout_diff_rows_start_where_the_generation_chain_is() -> None:
@@ -337,7 +345,10 @@ def test_training_is_deterministic_and_keeps_the_best_epoch() -> None:
     best = first.history[first.best_epoch - 1]
     assert best["val_total"] == min(row["val_total"] for row in first.history)
     val_plan = plan_rows(
-        val_set, MODES, params.max_frames_per_clip, torch.Generator().manual_seed(params.seed + 1)
+        val_set,
+        active_modes(params.modes),
+        params.max_frames_per_clip,
+        torch.Generator().manual_seed(params.seed + 1),
     )
     rescored = evaluate_loss(first.model, val_set, val_plan, params, probe_vector(DIM))
     assert rescored["total"] == pytest.approx(best["val_total"], rel=1e-5)
@@ -463,7 +474,7 @@ def test_splitter_beats_the_baselines(trained: Path) -> None:
     assert cosines["splitter"] > 0.5
     assert cosines["splitter"] > cosines["linear"] + 0.2
     assert cosines["splitter"] > cosines["slerp"] + 0.2
-    for mode in MODES:
+    for mode in active_modes(["all"]):  # the default modes
         assert (
             metrics["val_change_cosine"]["splitter"][mode]
             > metrics["val_change_cosine"]["linear"][mode]

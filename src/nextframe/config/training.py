@@ -66,6 +66,10 @@ class SplitterParams(Section):
     pooled: bool = False
     """also read the caption's pooled text embedding (the input ridge reads), beside the
     hidden states"""
+    linear: bool = False
+    """add a linear path to the change: the ridge baseline's features [1, t, s] x [1, r, r^2]
+    (t the pooled text embedding, s the start, r the rise) times a learned matrix, zero at
+    initialisation, beside the network's own output"""
 
     @model_validator(mode="after")
     def _mix_down_to_one(self) -> SplitterParams:
@@ -92,7 +96,7 @@ class LossWeights(Section):
     mean, so rows with almost no change (small rises) are not blown up"""
 
 
-TrainMode = Literal["normal", "back", "rotation", "diff", "all"]
+TrainMode = Literal["normal", "back", "rotation", "diff", "forward", "all"]
 
 
 class TrajectoryGanParams(Section):
@@ -128,7 +132,8 @@ class TrainParams(Section):
     trajectory_gan: TrajectoryGanParams = Field(default_factory=TrajectoryGanParams)
     """the trajectory GAN (a learned competitor)"""
     modes: list[TrainMode] = Field(default_factory=lambda: ["all"], min_length=1)
-    """training modes: normal, back, rotation, diff, or all of them"""
+    """training modes: normal, back, rotation, diff (the seed's four), forward (from a real
+    frame to a later one, the rows ridge is fitted on), or all of them"""
     diff: Literal["prediction", "rollout"] = "prediction"
     """diff mode's rows. prediction (the seed): start at the model's one-shot prediction of
     a random earlier frame s, target any later frame. rollout: start where the model's own

@@ -35,6 +35,7 @@ from nextframe.methods.files import load_method_files, save_method_files
 from nextframe.model.clips import ClipSet
 from nextframe.model.rollout import Conditioning, Rollout
 from nextframe.model.rotation import rotate_fraction
+from nextframe.model.splitter import rise_polynomial
 
 RIDGE_GRID = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)  # lambda / rows (features scaled to RMS 1)
 ROW_BATCH = 4096  # rows per accumulation of the normal equations
@@ -79,12 +80,7 @@ def prior_rows(clips: ClipSet) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 def ridge_features(text: Tensor, start: Tensor, rise: Tensor, with_constant: bool) -> Tensor:
     """[N, D] x2 and [N] -> [N, P]: ``[1, t, s]`` times ``[1,] r, r^2``, float64."""
-    inputs = torch.cat([torch.ones_like(rise).unsqueeze(1), text, start], dim=1).double()
-    rise = rise.double().unsqueeze(1)  # [N, 1]
-    powers = [rise, rise**2]
-    if with_constant:
-        powers.insert(0, torch.ones_like(rise))
-    return torch.cat([inputs * power for power in powers], dim=1)  # [N, (2D + 1) * powers]
+    return rise_polynomial(text.double(), start.double(), rise.double(), with_constant)
 
 
 def normal_equations(

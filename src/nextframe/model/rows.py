@@ -14,7 +14,13 @@ rotation  blend(p, cos(e0, p), rot(e0->es))   frame t > s                  r_t -
 diff      f(h, p, r_s), detached              frame t > s                  r_t - r_s > 0
 diff      chain rollout p -> frames 1..s      frame s + 1                  r_s+1 - r_s
 (rollout)
+forward   frame s                             frame t > s                  r_t - r_s > 0
 ========  ==================================  ===========================  ==========
+
+``forward`` is ours, not the seed's: the rows ``ridge`` is fitted on, a step from a real
+frame, which is what every chain step after the first and every rollout from the true
+first frame asks for. ``all`` is every mode (DESIGN.md); the seed's composite training is
+``[normal, back, rotation, diff]``.
 
 ``r_k = (t_k - t_0) / (t_last - t_0)`` is frame k's time in seconds as a fraction of the
 clip's span (DESIGN.md, the rise): frames chosen for how much they change are not evenly
@@ -40,11 +46,12 @@ from nextframe.model.clips import ClipSet, ClipSource, Plan
 from nextframe.model.rotation import blend, cosine, follow
 from nextframe.model.splitter import Splitter
 
-MODES = ("normal", "back", "rotation", "diff")
+MODES = ("normal", "back", "rotation", "diff", "forward")
 
 
 def active_modes(modes: list[str]) -> tuple[str, ...]:
-    return MODES if "all" in modes else tuple(m for m in MODES if m in modes)
+    """``params.train.modes`` in table order (``all``: every mode)."""
+    return MODES if "all" in modes else tuple(mode for mode in MODES if mode in modes)
 
 
 def sample_frames(
@@ -90,7 +97,7 @@ def plan_rows(
             rows, base = valid, torch.zeros_like(positions)
         elif mode == "back":
             rows, base = valid & (positions < last), last
-        else:  # rotation, diff: base s drawn among the sampled frames before the target
+        else:  # rotation, diff, forward: base s drawn among the sampled frames before the target
             rows = valid & (slot >= 1)
             draw = torch.rand(clip_count, width, generator=generator)  # [C, M]
             earlier = (draw * slot).long()  # a slot before each target's
@@ -163,8 +170,8 @@ def make_inputs(
     first = clips.frames[clip, 0]  # [B, D]
     base_frame = clips.frames[clip, base]  # [B, D]
     start = prior.clone()
-    back = mode == MODES.index("back")
-    start[back] = base_frame[back]
+    from_frame = (mode == MODES.index("back")) | (mode == MODES.index("forward"))
+    start[from_frame] = base_frame[from_frame]
     rotated = mode == MODES.index("rotation")
     if rotated.any():
         moved = blend(

@@ -31,6 +31,13 @@ not grow with D; only ``W_s`` (D x D) does. Three variants (``params.train.split
     x        = W_in [start, text, mean_t h]                     # [B, H]
     x        = x + (1 + g(features)) * mlp(norm(x)) + b(features)   # per block
     out      = W_out x                                          # [B, D]
+
+With ``linear`` (any variant) a linear path is added to the output:
+``+ W_lin phi(t, start, r)``, ``phi = [1, t, start] x [1, r, r^2]`` (``rise_polynomial``,
+the ``ridge`` baseline's features; t the pooled text embedding), ``W_lin`` [D, 3 (2D + 1)]
+zero at initialisation. The network then holds ridge's whole function class and learns
+what a linear map of its inputs cannot say on top of it; with 222 training clips SGD on the
+network alone did not reach ridge's motion (README, "Comparing variants").
 """
 
 from __future__ import annotations
@@ -68,6 +75,7 @@ class SplitterConfig:
     heads: int = 4  # timed: attention heads pooling the text
     frequencies: int = 6  # timed: Fourier features of the rise
     pooled: bool = False  # also read the pooled text embedding
+    linear: bool = False  # add ridge's features times a learned matrix to the output
 
     @classmethod
     def from_params(cls, params: SplitterParams, dim: int, text_length: int) -> SplitterConfig:
@@ -84,6 +92,7 @@ class SplitterConfig:
             heads=params.heads,
             frequencies=params.frequencies,
             pooled=params.pooled,
+            linear=params.linear,
         )
 
 
@@ -125,6 +134,18 @@ def increment_mixer(tokens: int, config: SplitterConfig) -> nn.Sequential:
         width_in = width
     layers.append(nn.Linear(width_in, config.widths[-1]))
     return nn.Sequential(*layers)
+
+
+def rise_polynomial(text: Tensor, start: Tensor, rise: Tensor, with_constant: bool) -> Tensor:
+    """[N, D] x2 and [N] -> [N, P]: ``[1, t, s]`` times ``[1,] r, r^2`` in the inputs' dtype,
+    P = (2D + 1) * powers. The features of the ``ridge`` baseline and of the splitter's
+    ``linear`` path, so the network contains that baseline's whole function class."""
+    inputs = torch.cat([torch.ones_like(rise).unsqueeze(1), text, start], dim=1)  # [N, 2D + 1]
+    rise = rise.unsqueeze(1)  # [N, 1]
+    powers = [rise, rise**2]
+    if with_constant:
+        powers.insert(0, torch.ones_like(rise))
+    return torch.cat([inputs * power for power in powers], dim=1)
 
 
 def time_features(rise: Tensor, frequencies: int) -> Tensor:
@@ -199,6 +220,10 @@ class Splitter(nn.Module):
                 f"unknown splitter output {config.output!r} (target, residual or velocity)"
             )
         self.config = config
+        self.linear = None
+        if config.linear:  # zero at first: training starts from the plain network
+            self.linear = nn.Linear(3 * (2 * config.dim + 1), config.dim, bias=False)
+            nn.init.zeros_(self.linear.weight)
         if config.variant == "timed":
             self.timed = TimedMixer(config)
             return
@@ -215,19 +240,26 @@ class Splitter(nn.Module):
         # hidden_states [B, T, D], start [B, D], rise [B], text_embed [B, D] (read if pooled)
         rise = rise.to(start.dtype)
         pooled: list[Tensor] = []
-        if self.config.pooled:
+        if self.config.pooled or self.config.linear:
             if text_embed is None:
                 raise ValueError("this splitter reads the pooled text embedding: pass text_embed")
-            pooled = [text_embed.to(start.dtype)]
+            text_embed = text_embed.to(start.dtype)
+            pooled = [text_embed] if self.config.pooled else []
         if self.config.variant == "timed":
             mixed = self.timed(hidden_states, start, rise, pooled)  # [B, D]
         else:
             mixed = self.token_mix(hidden_states, start, rise.unsqueeze(-1), pooled)
-        rise = rise.unsqueeze(-1)  # [B, 1]
+        output = self.shape_output(mixed, start, rise)  # [B, D]
+        if self.linear is not None:
+            output = output + self.linear(rise_polynomial(text_embed, start, rise, True))
+        return output
+
+    def shape_output(self, mixed: Tensor, start: Tensor, rise: Tensor) -> Tensor:
+        """The mixed vector [B, D] as ``output`` says: target, start + m or start + rise m."""
         if self.config.output == "residual":
             return start + mixed
         if self.config.output == "velocity":
-            return start + rise * mixed
+            return start + rise.unsqueeze(-1) * mixed
         return mixed
 
     def token_mix(
