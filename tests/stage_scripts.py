@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import signal
 from pathlib import Path
 from types import ModuleType
 
@@ -15,3 +16,11 @@ def load_stage(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` of a stage started to be interrupted: a shell without job control
+    starts background jobs (``.ci/run &``) with SIGINT ignored, every child inherits that,
+    and Python installs no KeyboardInterrupt handler then; the test must send the SIGINT a
+    user's terminal would, to a process that listens for it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 from http_server import LocalServer, Route
+from stage_scripts import default_sigint
 from test_tgif import gif_bytes, moving, publish
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,6 +69,7 @@ def test_a_signal_stops_within_seconds_and_leaves_only_verified_files(
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                preexec_fn=default_sigint,
             )
             try:
                 wait_for(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from stage_scripts import STAGES_DIR, load_stage
+from stage_scripts import STAGES_DIR, default_sigint, load_stage
 from test_training import write_synthetic_tables
 from typer.testing import CliRunner
 
@@ -170,7 +170,12 @@ def test_stage_scripts_stay_thin(stage: str) -> None:
 
 def _start(args: list[str], cwd: Path, env: dict[str, str]) -> tuple[subprocess.Popen, list[str]]:
     process = subprocess.Popen(
-        [sys.executable, *args], cwd=cwd, env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
     )
     lines: list[str] = []
 
