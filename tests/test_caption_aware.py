@@ -76,6 +76,25 @@ def test_ridge_recovers_a_known_linear_change_from_a_frame_and_from_the_prior() 
     assert max(ridge.ratios) <= 1e-4  # noiseless data: val picks a small regularisation
 
 
+def test_the_splitters_starting_regression_recovers_a_known_change_from_both_starts() -> None:
+    """``fit_change_regression`` (where ``linear_init: ridge`` starts the splitter): one
+    matrix on the features with constant, fitted on rows from frames and from the prior
+    together, recovers the known linear change from either start."""
+    from nextframe.methods.caption_aware import fit_change_regression
+    from nextframe.model.splitter import rise_polynomial
+
+    generator = torch.Generator().manual_seed(3)
+    maps = (random_maps(generator)[0], torch.zeros(DIM, DIM))
+    train, _ = linear_world(60, generator, maps)
+    val, _ = linear_world(10, generator, maps)
+    weights = fit_change_regression(train, val)  # [3 (2D + 1), D]
+    assert weights.shape == (3 * (2 * DIM + 1), DIM)
+    text, start = torch.randn(2, 5, DIM, generator=generator)
+    rise = torch.tensor([0.0, 0.2, 0.5, 0.9, 1.0])
+    change = rise_polynomial(text, start, rise, True) @ weights
+    torch.testing.assert_close(change, rise.unsqueeze(1) * text @ maps[0].T, atol=2e-3, rtol=2e-3)
+
+
 def test_ridge_from_a_frame_does_not_move_at_rise_zero_and_fits_train_only() -> None:
     generator = torch.Generator().manual_seed(1)
     train, _ = linear_world(30, generator, random_maps(generator))

@@ -321,3 +321,31 @@ def test_rise_polynomial_is_ridges_features() -> None:
     torch.testing.assert_close(
         features[1, 9:], (0.25 * torch.cat([torch.ones(1), text[1], start[1]])).double()
     )
+
+
+@pytest.mark.parametrize("variant", ["seed", "increment", "timed"])
+@pytest.mark.parametrize("output", ["target", "residual", "velocity"])
+def test_start_linear_at_predicts_the_regression_until_trained(variant: str, output: str) -> None:
+    """``linear_init: ridge``: after ``start_linear_at(W)`` the splitter predicts
+    ``start + phi(t, s, r) W`` exactly (the network's head is zero), for every output kind,
+    by a hand computation of the features; without a linear path it refuses."""
+    hidden, start, rise = inputs()
+    text = torch.randn(4, 24, generator=torch.Generator().manual_seed(2))
+    change_weights = 0.1 * torch.randn(3 * 49, 24, generator=torch.Generator().manual_seed(5))
+    params = SplitterParams(variant=variant, output=output, linear=True)
+    model = Splitter(SplitterConfig.from_params(params, dim=24, text_length=5)).eval()
+    model.start_linear_at(change_weights)
+    expected = []
+    for row in range(4):
+        base = [1.0, *text[row].double().tolist(), *start[row].double().tolist()]
+        r = float(rise[row])
+        phi = torch.tensor([v * r**power for power in (0, 1, 2) for v in base])  # [P]
+        expected.append(start[row].double() + phi.double() @ change_weights.double())
+    with torch.no_grad():
+        got = model(hidden, start, rise, text).double()
+    torch.testing.assert_close(got, torch.stack(expected), rtol=1e-5, atol=1e-4)
+    plain = make(variant, output)
+    with pytest.raises(ValueError, match="linear"):
+        plain.start_linear_at(change_weights)
+    with pytest.raises(ValueError, match="linear_init"):
+        SplitterParams(linear_init="ridge")

@@ -68,8 +68,12 @@ class SplitterParams(Section):
     hidden states"""
     linear: bool = False
     """add a linear path to the change: the ridge baseline's features [1, t, s] x [1, r, r^2]
-    (t the pooled text embedding, s the start, r the rise) times a learned matrix, zero at
-    initialisation, beside the network's own output"""
+    (t the pooled text embedding, s the start, r the rise) times a learned matrix, beside
+    the network's own output"""
+    linear_init: Literal["zero", "ridge"] = "zero"
+    """with linear: start the matrix at zero (the plain network at first), or at a ridge
+    regression's closed form on the training rows with the network's output head at zero
+    (training starts at that baseline's predictions and learns what it misses)"""
 
     @model_validator(mode="after")
     def _mix_down_to_one(self) -> SplitterParams:
@@ -77,6 +81,8 @@ class SplitterParams(Section):
             raise ValueError(
                 f"the last width must be 1 (mix down to one token), got {self.widths[-1]}"
             )
+        if self.linear_init != "zero" and not self.linear:
+            raise ValueError(f"linear_init {self.linear_init!r} needs linear: true")
         return self
 
 

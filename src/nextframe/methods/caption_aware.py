@@ -122,6 +122,16 @@ def fit_ridge(
     return weights.float(), ratio
 
 
+def fit_change_regression(train: ClipSet, val: ClipSet) -> Tensor:
+    """One ridge regression [3 (2D + 1), D] of the change on every row from a frame and from
+    the prior together (features with constant): the splitter's linear path has one matrix
+    for both, so this is where ``train.splitter.linear_init: ridge`` starts it."""
+    rows = [torch.cat(parts) for parts in zip(frame_rows(train), prior_rows(train), strict=True)]
+    val_rows = [torch.cat(parts) for parts in zip(frame_rows(val), prior_rows(val), strict=True)]
+    weights, _ = fit_ridge(tuple(rows), tuple(val_rows), True)
+    return weights
+
+
 class Ridge:
     name: ClassVar[str] = "ridge"
 

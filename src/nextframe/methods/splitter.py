@@ -11,6 +11,7 @@ from torch import Tensor
 
 from nextframe.config import Params
 from nextframe.methods.base import FitData, PredictorMethod
+from nextframe.methods.caption_aware import fit_change_regression
 from nextframe.model.splitter import Splitter
 from nextframe.model.training import TrainResult, train_splitter
 
@@ -39,7 +40,10 @@ class SplitterMethod(PredictorMethod):
 
     @classmethod
     def fit(cls, data: FitData, params: Params) -> SplitterMethod:
-        result = train_splitter(data.train, data.val, params.train, data.on_epoch)
+        linear_init = None
+        if params.train.splitter.linear_init == "ridge":
+            linear_init = fit_change_regression(data.in_memory("train"), data.in_memory("val"))
+        result = train_splitter(data.train, data.val, params.train, data.on_epoch, linear_init)
         return cls(result.model, result)
 
     def save(self, directory: Path) -> None:

@@ -254,6 +254,22 @@ class Splitter(nn.Module):
             output = output + self.linear(rise_polynomial(text_embed, start, rise, True))
         return output
 
+    def start_linear_at(self, change_weights: Tensor) -> None:
+        """Set the linear path to ``change_weights`` [P, D] (a regression of the change on
+        ``rise_polynomial``'s features, with constant) and the network's last layer to zero,
+        so the splitter's prediction is that regression's until training moves it."""
+        if self.linear is None:
+            raise ValueError("this splitter has no linear path (train.splitter.linear: false)")
+        weight = change_weights.T.to(self.linear.weight).clone()  # [D, P]
+        if self.config.output == "target":  # the change plus the start: s's block at r^0
+            dim = self.config.dim
+            weight[:, 1 + dim : 1 + 2 * dim] += torch.eye(dim, dtype=weight.dtype)
+        head = self.timed.out[-1] if self.config.variant == "timed" else self.mix[-1]
+        with torch.no_grad():
+            self.linear.weight.copy_(weight)
+            head.weight.zero_()
+            head.bias.zero_()
+
     def shape_output(self, mixed: Tensor, start: Tensor, rise: Tensor) -> Tensor:
         """The mixed vector [B, D] as ``output`` says: target, start + m or start + rise m."""
         if self.config.output == "residual":

@@ -78,8 +78,11 @@ def train_splitter(
     val_set: ClipSource,
     params: TrainParams,
     on_epoch: EpochCallback | None = None,
+    linear_init: Tensor | None = None,
 ) -> TrainResult:
-    """Train on ``train_set``, early-stop on ``val_set``; returns the best model (eval mode)."""
+    """Train on ``train_set``, early-stop on ``val_set``; returns the best model (eval mode).
+    ``linear_init`` [P, D]: the change regression the linear path starts at
+    (``Splitter.start_linear_at``)."""
     device = resolve_device(params.device)
     torch.manual_seed(params.seed)
     generator = torch.Generator().manual_seed(params.seed)
@@ -87,6 +90,8 @@ def train_splitter(
     train_set, val_set = train_set.to(device), val_set.to(device)
     dim, text_length = train_set.dim, train_set.text_length
     model = Splitter(SplitterConfig.from_params(params.splitter, dim, text_length)).to(device)
+    if linear_init is not None:
+        model.start_linear_at(linear_init)
     probe = probe_vector(dim).to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=params.lr, weight_decay=params.weight_decay
