@@ -275,6 +275,17 @@ def test_pooled_reads_the_text_embedding_and_only_then(variant: str) -> None:
     torch.testing.assert_close(plain(hidden, start, rise, text), plain(hidden, start, rise))
 
 
+def hand_features(text: torch.Tensor, start: torch.Tensor, rise: torch.Tensor) -> torch.Tensor:
+    """[N, P] float64: ``[1, t, s]`` times ``[1, r, r^2]`` built row by row in Python, the
+    independent reference for the linear path's features."""
+    rows = []
+    for row in range(len(rise)):
+        base = [1.0, *text[row].double().tolist(), *start[row].double().tolist()]
+        r = float(rise[row])
+        rows.append([v * r**power for power in (0, 1, 2) for v in base])
+    return torch.tensor(rows, dtype=torch.float64)
+
+
 @pytest.mark.parametrize("variant", ["seed", "timed"])
 @pytest.mark.parametrize("output", ["target", "residual"])
 def test_linear_path_adds_ridge_features_times_its_matrix(variant: str, output: str) -> None:
@@ -291,14 +302,9 @@ def test_linear_path_adds_ridge_features_times_its_matrix(variant: str, output: 
         at_init = model(hidden, start, rise, text)
         model.linear.weight.normal_(generator=torch.Generator().manual_seed(3))
         weights = model.linear.weight.double()  # [D, P]
-        expected = []
-        for row in range(4):
-            base = [1.0, *text[row].double().tolist(), *start[row].double().tolist()]
-            r = float(rise[row])
-            phi = torch.tensor([v * r**power for power in (0, 1, 2) for v in base])  # [P]
-            expected.append(at_init[row].double() + weights @ phi.double())
+        expected = at_init.double() + hand_features(text, start, rise) @ weights.T
         torch.testing.assert_close(
-            model(hidden, start, rise, text).double(), torch.stack(expected), rtol=1e-5, atol=1e-4
+            model(hidden, start, rise, text).double(), expected, rtol=1e-5, atol=1e-4
         )
     mixed = model.timed(hidden, start, rise, []) if variant == "timed" else None
     if mixed is not None:
@@ -335,15 +341,10 @@ def test_start_linear_at_predicts_the_regression_until_trained(variant: str, out
     params = SplitterParams(variant=variant, output=output, linear=True)
     model = Splitter(SplitterConfig.from_params(params, dim=24, text_length=5)).eval()
     model.start_linear_at(change_weights)
-    expected = []
-    for row in range(4):
-        base = [1.0, *text[row].double().tolist(), *start[row].double().tolist()]
-        r = float(rise[row])
-        phi = torch.tensor([v * r**power for power in (0, 1, 2) for v in base])  # [P]
-        expected.append(start[row].double() + phi.double() @ change_weights.double())
+    expected = start.double() + hand_features(text, start, rise) @ change_weights.double()
     with torch.no_grad():
         got = model(hidden, start, rise, text).double()
-    torch.testing.assert_close(got, torch.stack(expected), rtol=1e-5, atol=1e-4)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-4)
     plain = make(variant, output)
     with pytest.raises(ValueError, match="linear"):
         plain.start_linear_at(change_weights)
