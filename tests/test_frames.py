@@ -12,6 +12,7 @@ from PIL import Image
 from stage_scripts import load_stage
 from typer.testing import CliRunner
 
+from nextframe.code_digest import code_digest
 from nextframe.config import Params, SelectFramesParams
 from nextframe.data.frames import difference_scores, select_top_diff, select_uniform
 from nextframe.data.resize import resize_frame
@@ -47,18 +48,23 @@ def params(**overrides) -> SelectFramesParams:
 # --- selection rules on arrays ---------------------------------------------------------
 
 
-def test_difference_scores_match_a_per_pixel_reference() -> None:
+def test_difference_scores_equal_an_exact_per_pixel_reference() -> None:
+    # exact, not close: the scores decide the frames kept, so they must not depend on how
+    # a CPU's float kernels round (python ints here, BT.601 weights in thousandths)
     frames = np.random.default_rng(1).integers(0, 256, (5, 7, 9, 3), dtype=np.uint8)
+    weights = (299, 587, 114)
     expected = [0.0]
     for index in range(1, 5):
-        total = 0.0
+        total = 0
         for y in range(7):
             for x in range(9):
-                now = frames[index, y, x].astype(float) @ [0.299, 0.587, 0.114]
-                before = frames[index - 1, y, x].astype(float) @ [0.299, 0.587, 0.114]
+                now = sum(w * int(v) for w, v in zip(weights, frames[index, y, x], strict=True))
+                before = sum(
+                    w * int(v) for w, v in zip(weights, frames[index - 1, y, x], strict=True)
+                )
                 total += abs(now - before)
-        expected.append(total)
-    np.testing.assert_allclose(difference_scores(frames), expected, rtol=1e-5)
+        expected.append(total / 1000)
+    np.testing.assert_array_equal(difference_scores(frames), expected)
 
 
 def test_top_diff_keeps_frame_zero_and_the_jumps_in_time_order() -> None:
@@ -228,6 +234,33 @@ def test_a_source_with_new_content_is_redone(raw_clips: Path, tmp_path: Path) ->
     assert summary.clips_resumed == 1
     table = read_frames(out / "frames.parquet")
     assert table[table.clip_id == "good_gif"].frame_index.tolist() == [0, 3, 9, 20]
+
+
+def test_a_rerun_after_a_code_change_redoes_every_clip(
+    raw_clips: Path, tmp_path: Path, monkeypatch
+) -> None:
+    # DVC reruns the stage when a source file it tracks changes; resuming the old code's
+    # frames would hand back the very results the change was made to replace
+    out = tmp_path / "frames"
+    first = select_frames(raw_clips, out, params(), progress=False)
+    assert first.clips_kept == 2
+    monkeypatch.setattr(extract, "FRAMES_CODE", "another version")
+    summary = select_frames(raw_clips, out, params(), progress=False)
+    assert summary.clips_resumed == 0 and summary.clips_kept == 2
+    summary = select_frames(raw_clips, out, params(), progress=False)
+    assert summary.clips_resumed == 2  # and the new code's output resumes as usual
+
+
+def test_code_digest_follows_the_source_bytes(tmp_path: Path, monkeypatch) -> None:
+    module = tmp_path / "rules.py"
+    module.write_text("LIMIT = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import rules
+
+    before = code_digest(rules)
+    assert code_digest(rules) == before  # the bytes, not paths or times
+    module.write_text("LIMIT = 2\n")
+    assert code_digest(rules) != before
 
 
 def test_rerun_resumes_without_decoding_or_rewriting(

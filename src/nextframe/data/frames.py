@@ -22,8 +22,9 @@ import numpy as np
 
 from nextframe.config import SelectFramesParams
 
-# ITU-R BT.601 luma weights, the usual RGB -> grayscale conversion (as in Pillow's "L")
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
+# ITU-R BT.601 luma weights in thousandths, the usual RGB -> grayscale conversion (as in
+# Pillow's "L"): integers, so that a score is exact and ties are real ties on every CPU
+LUMA_PER_MILLE = (299, 587, 114)
 
 
 @dataclass(frozen=True)
@@ -38,12 +39,19 @@ class Selection:
 def difference_scores(frames: np.ndarray) -> np.ndarray:
     """Summed absolute grayscale difference of each frame to the previous one.
 
+    In integer arithmetic, divided once at the end: a float32 grayscale went through
+    OpenBLAS, whose AVX-512 and AVX2 kernels round differently, so the same clip got other
+    scores on an AVX-512 machine, and where two frames change by exactly as much, rounding
+    rather than "the earlier frame wins" broke the tie (23 of the 320 default clips).
+
     frames: [N, H, W, 3] uint8 RGB -> [N] float64, with 0 for frame 0.
     """
-    gray = frames.astype(np.float32) @ LUMA_WEIGHTS  # [N, H, W]
-    scores = np.zeros(len(frames), np.float64)
+    red, green, blue = (frames[..., channel].astype(np.int32) for channel in range(3))
+    gray = LUMA_PER_MILLE[0] * red + LUMA_PER_MILLE[1] * green + LUMA_PER_MILLE[2] * blue
+    scores = np.zeros(len(frames), np.float64)  # gray: [N, H, W] int32, 1000 x luma
     if len(frames) > 1:
-        scores[1:] = np.abs(np.diff(gray, axis=0)).sum(axis=(1, 2), dtype=np.float64)
+        summed = np.abs(np.diff(gray, axis=0)).sum(axis=(1, 2), dtype=np.int64)  # [N - 1]
+        scores[1:] = summed / 1000
     return scores
 
 

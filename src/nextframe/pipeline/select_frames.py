@@ -11,10 +11,10 @@ Paths: a manifest ``path`` is relative to the manifest's folder (or absolute); t
 (``dvc pull``, a copy) and readers resolve it with ``frames_parquet.parent / path``.
 
 Resume: each PNG is written atomically and a clip's ``selection.json`` last, recording
-the selection and a fingerprint (source content hash and the params that shape the
-output). A rerun reuses a clip whose fingerprint matches and whose PNGs all exist,
-without decoding it; anything else is redone from a clean folder. ``frames.parquet``
-is written last, atomically, so it exists only for a complete run.
+the selection and a fingerprint (source content hash, the params that shape the
+output and a digest of the code that makes it). A rerun reuses a clip whose fingerprint
+matches and whose PNGs all exist, without decoding it; anything else is redone from a
+clean folder. ``frames.parquet`` is written last, atomically, so it exists only for a complete run.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import hashlib
 import json
 import re
 import shutil
+import sys
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -31,7 +32,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from nextframe.code_digest import code_digest
 from nextframe.config import Params, SelectFramesParams
+from nextframe.data import frames as frame_rules
+from nextframe.data import resize as resizing
+from nextframe.data import video as video_io
 from nextframe.data.frames import frames_needed, select
 from nextframe.data.resize import resize_frame
 from nextframe.data.video import VideoReadError, read_video
@@ -43,6 +48,8 @@ PARAMS = ("select_frames", "download.max_pixels")
 FRAMES_TABLE = "frames.parquet"
 MARKER = "selection.json"
 SAFE_CLIP_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# the modules whose code decides a clip's frames: its resume record names their digest
+FRAMES_CODE = code_digest(sys.modules[__name__], frame_rules, resizing, video_io)
 
 
 @dataclass
@@ -91,7 +98,8 @@ class ClipResult:
 
 
 def fingerprint(source: Path, params: SelectFramesParams) -> dict:
-    """Everything that decides a clip's PNGs: the source's content and the shaping params.
+    """Everything that decides a clip's PNGs: the source's content, the shaping params and
+    the code that reads, scores, resizes and writes frames (a changed rule redoes clips).
 
     A content hash rather than a path or mtime keeps ``selection.json`` byte-identical
     across reruns and machines, so the DVC output hash changes only when frames do.
@@ -101,7 +109,7 @@ def fingerprint(source: Path, params: SelectFramesParams) -> dict:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     shaping = params.model_dump(mode="json", exclude={"workers"})
-    return {"sha256": digest.hexdigest(), **shaping}
+    return {"sha256": digest.hexdigest(), **shaping, "code": FRAMES_CODE}
 
 
 def _resumable_rows(clip_dir: Path, expected: dict) -> list[dict] | None:
